@@ -1,0 +1,102 @@
+// Command panther-exporter collects system, Btrfs, Podman, boot and Nix
+// metrics once and serves them to Prometheus (and DogStatsD).
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/alecthomas/kingpin/v2"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	versioncollector "github.com/prometheus/client_golang/prometheus/collectors/version"
+	"github.com/prometheus/common/promslog"
+	promslogflag "github.com/prometheus/common/promslog/flag"
+	"github.com/prometheus/common/version"
+	"github.com/prometheus/exporter-toolkit/web"
+	"github.com/prometheus/exporter-toolkit/web/kingpinflag"
+
+	"github.com/pantheros/monitoring/exporter/collector"
+	"github.com/pantheros/monitoring/exporter/server"
+)
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "panther-exporter: error:", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	var (
+		webFlags      = kingpinflag.AddFlags(kingpin.CommandLine, ":9567")
+		telemetryPath = kingpin.Flag("web.telemetry-path", "Path under which to expose metrics.").Default("/metrics").String()
+		maxRequests   = kingpin.Flag("web.max-requests", "Maximum number of parallel scrape requests; beyond it the answer is 503. 0 disables the limit.").Default("40").Int()
+		logConfig     = &promslog.Config{}
+	)
+	promslogflag.AddFlags(kingpin.CommandLine, logConfig)
+	kingpin.Version(version.Print("panther-exporter"))
+	kingpin.HelpFlag.Short('h')
+	kingpin.Parse()
+	logger := promslog.New(logConfig)
+
+	// A broken web config must stop us before we listen, with the file named.
+	if err := web.Validate(*webFlags.WebConfigFile); err != nil {
+		return fmt.Errorf("--web.config.file=%s: %w", *webFlags.WebConfigFile, err)
+	}
+
+	cfg, opts := collector.FromFlags()
+	cfg.Logger = logger
+	registry, err := collector.Build(cfg, opts)
+	if err != nil {
+		return err
+	}
+	logger.Info("Starting panther-exporter", "version", version.Info(), "collectors", registry.Names())
+
+	exporterMetrics := prometheus.NewRegistry()
+	exporterMetrics.MustRegister(
+		versioncollector.NewCollector("panther_exporter"),
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	)
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+
+	srv := &http.Server{
+		Handler: server.New(server.Config{
+			Logger:        logger,
+			Registry:      registry,
+			Exporter:      exporterMetrics,
+			TelemetryPath: *telemetryPath,
+			MaxRequests:   *maxRequests,
+			AllCollectors: collector.Names(),
+			Version:       version.Info(),
+		}),
+		ReadHeaderTimeout: 10 * time.Second,
+	}
+	served := make(chan error, 1)
+	go func() { served <- web.ListenAndServe(srv, webFlags, logger) }()
+
+	select {
+	case err := <-served:
+		return err
+	case <-ctx.Done():
+		logger.Info("Shutting down")
+		shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := srv.Shutdown(shutdownCtx); err != nil {
+			return err
+		}
+		if err := <-served; err != nil && !errors.Is(err, http.ErrServerClosed) {
+			return err
+		}
+		return nil
+	}
+}

@@ -1,0 +1,153 @@
+// Package collector holds the registry that every panther-exporter collector
+// plugs into: the interface a collector meets, its on/off flags, the
+// per-collector deadline and the scrape meta-metrics.
+package collector
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+
+	"github.com/alecthomas/kingpin/v2"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Namespace prefixes every metric the exporter exports.
+const Namespace = "panther"
+
+// Collector gathers the metrics of one area (system, btrfs, podman, ...).
+//
+// Update sends the current metrics to ch and returns an error when it could
+// not read what it needed. It may send some metrics and still return an
+// error; those metrics are kept. ctx carries the collector's deadline; a
+// collector stuck in I/O that ignores it is not run again until it returns.
+type Collector interface {
+	Update(ctx context.Context, ch chan<- prometheus.Metric) error
+}
+
+// Config is what every collector is built with.
+type Config struct {
+	Logger   *slog.Logger
+	ProcPath string // --path.procfs
+	SysPath  string // --path.sysfs
+	RootPath string // --path.rootfs
+}
+
+// Proc joins parts under the procfs root.
+func (c Config) Proc(parts ...string) string {
+	return filepath.Join(append([]string{c.ProcPath}, parts...)...)
+}
+
+// Sys joins parts under the sysfs root.
+func (c Config) Sys(parts ...string) string {
+	return filepath.Join(append([]string{c.SysPath}, parts...)...)
+}
+
+// Root joins parts under the root filesystem (for /var, /nix, /run ...).
+func (c Config) Root(parts ...string) string {
+	return filepath.Join(append([]string{c.RootPath}, parts...)...)
+}
+
+// Factory builds a collector. It runs once at start-up, after flags are
+// parsed; an error there is fatal, so it should only fail on bad flags.
+type Factory func(Config) (Collector, error)
+
+type registration struct {
+	name           string
+	defaultEnabled bool
+	enabled        *bool
+	explicit       bool
+	factory        Factory
+}
+
+var (
+	registryMu    sync.Mutex
+	registrations = map[string]*registration{}
+)
+
+// Register adds a collector under name, with its --collector.<name> flag.
+// Collector packages call it from init.
+func Register(name string, defaultEnabled bool, factory Factory) {
+	registryMu.Lock()
+	defer registryMu.Unlock()
+	if _, dup := registrations[name]; dup {
+		panic("collector registered twice: " + name)
+	}
+	state := "disabled"
+	if defaultEnabled {
+		state = "enabled"
+	}
+	r := &registration{name: name, defaultEnabled: defaultEnabled, factory: factory}
+	r.enabled = kingpin.Flag("collector."+name,
+		fmt.Sprintf("Enable the %s collector (default: %s).", name, state)).
+		Default(fmt.Sprint(defaultEnabled)).
+		Action(func(*kingpin.ParseContext) error { r.explicit = true; return nil }).
+		Bool()
+	registrations[name] = r
+}
+
+// Names lists every registered collector, sorted.
+func Names() []string {
+	registryMu.Lock()
+	defer registryMu.Unlock()
+	names := make([]string, 0, len(registrations))
+	for n := range registrations {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// DisableDefaults turns off every collector not named explicitly on the
+// command line, as --collector.disable-defaults asks.
+func DisableDefaults() {
+	registryMu.Lock()
+	defer registryMu.Unlock()
+	for _, r := range registrations {
+		if !r.explicit {
+			*r.enabled = false
+		}
+	}
+}
+
+// Enabled reports whether the named collector is switched on.
+func Enabled(name string) bool {
+	registryMu.Lock()
+	defer registryMu.Unlock()
+	r, ok := registrations[name]
+	return ok && *r.enabled
+}
+
+// Build constructs every enabled collector and wraps them in a Registry.
+func Build(cfg Config, opts Options) (*Registry, error) {
+	var built []Named
+	var failed []string
+	for _, name := range Names() {
+		registryMu.Lock()
+		r := registrations[name]
+		on := *r.enabled
+		registryMu.Unlock()
+		if !on {
+			continue
+		}
+		c, err := r.factory(Config{
+			Logger:   cfg.Logger.With("collector", name),
+			ProcPath: cfg.ProcPath,
+			SysPath:  cfg.SysPath,
+			RootPath: cfg.RootPath,
+		})
+		if err != nil {
+			failed = append(failed, fmt.Sprintf("%s: %v", name, err))
+			continue
+		}
+		built = append(built, Named{Name: name, Collector: c})
+	}
+	if len(failed) > 0 {
+		return nil, fmt.Errorf("cannot start collectors: %s", strings.Join(failed, "; "))
+	}
+	return NewRegistry(cfg.Logger, opts, built...), nil
+}

@@ -1,0 +1,254 @@
+package collector
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Named is a collector with the name it is registered under.
+type Named struct {
+	Name      string
+	Collector Collector
+}
+
+// Options tune how the Registry runs collectors.
+type Options struct {
+	// Timeout bounds how long a scrape waits for one collector.
+	Timeout time.Duration
+}
+
+var (
+	scrapeDurationDesc = prometheus.NewDesc(
+		prometheus.BuildFQName(Namespace, "scrape", "collector_duration_seconds"),
+		"How long the collector took (or was waited for) on this scrape.",
+		[]string{"collector"}, nil)
+	scrapeSuccessDesc = prometheus.NewDesc(
+		prometheus.BuildFQName(Namespace, "scrape", "collector_success"),
+		"1 when the collector finished without error before its deadline, else 0.",
+		[]string{"collector"}, nil)
+)
+
+// ErrTimeout is returned for a collector that did not return before the
+// scrape's deadline. Its run stays in flight; later scrapes wait on that run
+// rather than start another.
+var ErrTimeout = errors.New("deadline exceeded; run still in flight")
+
+// Registry runs collectors for a scrape. It is a prometheus.Collector whose
+// Collect runs every collector concurrently, each under its own deadline.
+type Registry struct {
+	logger  *slog.Logger
+	timeout time.Duration
+	runners []*runner
+}
+
+// NewRegistry wraps the given collectors.
+func NewRegistry(logger *slog.Logger, opts Options, cs ...Named) *Registry {
+	if opts.Timeout <= 0 {
+		opts.Timeout = 5 * time.Second
+	}
+	r := &Registry{logger: logger, timeout: opts.Timeout}
+	for _, c := range cs {
+		r.runners = append(r.runners, &runner{name: c.Name, c: c.Collector, logger: logger})
+	}
+	sort.Slice(r.runners, func(i, j int) bool { return r.runners[i].name < r.runners[j].name })
+	return r
+}
+
+// Names lists the collectors the registry runs.
+func (r *Registry) Names() []string {
+	out := make([]string, len(r.runners))
+	for i, rn := range r.runners {
+		out[i] = rn.name
+	}
+	return out
+}
+
+// Filter returns a view of the registry limited to the collectors named in
+// include (all when empty) minus those in exclude. Unknown names are an
+// error, as node_exporter does for collect[].
+func (r *Registry) Filter(include, exclude []string) (*Registry, error) {
+	known := map[string]*runner{}
+	for _, rn := range r.runners {
+		known[rn.name] = rn
+	}
+	for _, n := range append(append([]string{}, include...), exclude...) {
+		if _, ok := known[n]; !ok {
+			return nil, fmt.Errorf("unknown or disabled collector %q", n)
+		}
+	}
+	keep := map[string]bool{}
+	if len(include) == 0 {
+		for n := range known {
+			keep[n] = true
+		}
+	}
+	for _, n := range include {
+		keep[n] = true
+	}
+	for _, n := range exclude {
+		delete(keep, n)
+	}
+	out := &Registry{logger: r.logger, timeout: r.timeout}
+	for _, rn := range r.runners {
+		if keep[rn.name] {
+			out.runners = append(out.runners, rn) // shared runners: one run in flight per collector
+		}
+	}
+	return out, nil
+}
+
+// Describe sends nothing: the metric set is only known at scrape time, so
+// the Registry is an unchecked collector.
+func (r *Registry) Describe(chan<- *prometheus.Desc) {}
+
+// Collect runs every collector concurrently and sends what they gathered
+// plus the scrape meta-metrics.
+func (r *Registry) Collect(ch chan<- prometheus.Metric) {
+	var wg sync.WaitGroup
+	for _, rn := range r.runners {
+		wg.Add(1)
+		go func(rn *runner) {
+			defer wg.Done()
+			res := rn.run(r.timeout)
+			for _, m := range res.metrics {
+				ch <- m
+			}
+			success := 0.0
+			if res.err == nil {
+				success = 1
+			}
+			ch <- prometheus.MustNewConstMetric(scrapeDurationDesc, prometheus.GaugeValue, res.waited.Seconds(), rn.name)
+			ch <- prometheus.MustNewConstMetric(scrapeSuccessDesc, prometheus.GaugeValue, success, rn.name)
+		}(rn)
+	}
+	wg.Wait()
+}
+
+// Status is what the landing page shows of one collector.
+type Status struct {
+	Name      string
+	LastError string    // empty when the last run succeeded
+	LastRun   time.Time // zero before the first run
+}
+
+// Statuses reports the state of every collector, sorted by name.
+func (r *Registry) Statuses() []Status {
+	out := make([]Status, 0, len(r.runners))
+	for _, rn := range r.runners {
+		rn.mu.Lock()
+		out = append(out, Status{Name: rn.name, LastError: rn.lastErr, LastRun: rn.lastRun})
+		rn.mu.Unlock()
+	}
+	return out
+}
+
+// runner guards one collector: at most one run in flight, and scrapes that
+// arrive while it runs wait on that run instead of starting another.
+type runner struct {
+	name   string
+	c      Collector
+	logger *slog.Logger
+
+	mu      sync.Mutex
+	current *flight // the run in flight, nil when idle
+	lastErr string  // last error logged, to log once per change
+	lastRun time.Time
+}
+
+type flight struct {
+	done    chan struct{}
+	metrics []prometheus.Metric
+	err     error
+}
+
+type result struct {
+	metrics []prometheus.Metric
+	err     error
+	waited  time.Duration
+}
+
+func (rn *runner) run(timeout time.Duration) result {
+	start := time.Now()
+	rn.mu.Lock()
+	f := rn.current
+	if f == nil {
+		f = &flight{done: make(chan struct{})}
+		rn.current = f
+		go rn.execute(f, timeout)
+	}
+	rn.mu.Unlock()
+
+	timer := time.NewTimer(timeout)
+	defer timer.Stop()
+	select {
+	case <-f.done:
+		return result{metrics: f.metrics, err: f.err, waited: time.Since(start)}
+	case <-timer.C:
+		err := fmt.Errorf("%s: %w (timeout %s)", rn.name, ErrTimeout, timeout)
+		rn.record(err)
+		return result{err: err, waited: time.Since(start)}
+	}
+}
+
+// execute runs the collector once, into a buffer so that a run that
+// outlives its scrape never writes to a channel nobody reads.
+func (rn *runner) execute(f *flight, timeout time.Duration) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	ch := make(chan prometheus.Metric, 64)
+	collected := make(chan []prometheus.Metric)
+	go func() {
+		var ms []prometheus.Metric
+		for m := range ch {
+			ms = append(ms, m)
+		}
+		collected <- ms
+	}()
+	err := func() (err error) {
+		defer func() {
+			if p := recover(); p != nil {
+				err = fmt.Errorf("panic: %v", p)
+			}
+		}()
+		return rn.c.Update(ctx, ch)
+	}()
+	close(ch)
+	f.metrics = <-collected
+	if err != nil {
+		f.err = fmt.Errorf("%s: %w", rn.name, err)
+	}
+	rn.record(f.err)
+	rn.mu.Lock()
+	rn.current = nil
+	rn.mu.Unlock()
+	close(f.done)
+}
+
+// record logs an error only when it differs from the last one, and logs the
+// recovery once.
+func (rn *runner) record(err error) {
+	msg := ""
+	if err != nil {
+		msg = err.Error()
+	}
+	rn.mu.Lock()
+	changed := msg != rn.lastErr
+	rn.lastErr = msg
+	rn.lastRun = time.Now()
+	rn.mu.Unlock()
+	if !changed {
+		return
+	}
+	if err != nil {
+		rn.logger.Error("collector failed", "collector", rn.name, "err", err)
+	} else {
+		rn.logger.Info("collector recovered", "collector", rn.name)
+	}
+}

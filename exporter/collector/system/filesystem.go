@@ -1,0 +1,130 @@
+package system
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/procfs"
+	"github.com/shirou/gopsutil/v4/disk"
+)
+
+var fsLabels = []string{"device", "mountpoint", "fstype"}
+
+var (
+	fsSizeDesc       = gauge("filesystem_size_bytes", "Filesystem size.", fsLabels...)
+	fsAvailDesc      = gauge("filesystem_avail_bytes", "Bytes available to unprivileged users.", fsLabels...)
+	fsFreeDesc       = gauge("filesystem_free_bytes", "Free bytes, including those reserved for root.", fsLabels...)
+	fsFilesDesc      = gauge("filesystem_files", "Inodes in the filesystem.", fsLabels...)
+	fsFilesFreeDesc  = gauge("filesystem_files_free", "Free inodes.", fsLabels...)
+	fsReadonlyDesc   = gauge("filesystem_readonly", "1 when the filesystem is mounted read-only.", fsLabels...)
+	fsDeviceErrDesc  = gauge("filesystem_device_error", "1 when statfs on the mount point failed or hung.", fsLabels...)
+	statfsWaitBudget = 2 * time.Second
+)
+
+// mount is one filesystem to report.
+type mount struct {
+	device, mountpoint, fstype string
+	readonly                   bool
+}
+
+// selectMounts applies the filters and, unless all is set, keeps only the
+// first mount of each filesystem: bind mounts and further mounts of one
+// btrfs (its subvolumes share st_dev) report the same figures, and counting
+// them twice would double every alert.
+func selectMounts(infos []*procfs.MountInfo, mounts, fstypes filter, all bool) []mount {
+	seen := map[string]bool{}
+	var out []mount
+	for _, mi := range infos {
+		if !mounts.keep(mi.MountPoint) || !fstypes.keep(mi.FSType) {
+			continue
+		}
+		if !all {
+			if seen[mi.MajorMinorVer] {
+				continue
+			}
+			seen[mi.MajorMinorVer] = true
+		}
+		_, ro := mi.Options["ro"]
+		out = append(out, mount{device: mi.Source, mountpoint: mi.MountPoint, fstype: mi.FSType, readonly: ro})
+	}
+	return out
+}
+
+func (s *System) updateFilesystems(ctx context.Context, ch chan<- prometheus.Metric) error {
+	infos, err := s.procfs.GetProcMounts(1)
+	if err != nil {
+		return fmt.Errorf("%s: %w", s.cfg.Proc("1", "mountinfo"), err)
+	}
+	for _, m := range selectMounts(infos, s.mounts, s.fstypes, s.all) {
+		labels := []string{m.device, m.mountpoint, m.fstype}
+		ro := 0.0
+		if m.readonly {
+			ro = 1
+		}
+		ch <- prometheus.MustNewConstMetric(fsReadonlyDesc, prometheus.GaugeValue, ro, labels...)
+		u, err := s.statfs.usage(ctx, filepath.Join(s.cfg.RootPath, m.mountpoint))
+		if err != nil {
+			// One bad mount (stale NFS, vanished loop device) is marked, not fatal.
+			s.logger.Debug("statfs failed", "mountpoint", m.mountpoint, "err", err)
+			ch <- prometheus.MustNewConstMetric(fsDeviceErrDesc, prometheus.GaugeValue, 1, labels...)
+			continue
+		}
+		ch <- prometheus.MustNewConstMetric(fsDeviceErrDesc, prometheus.GaugeValue, 0, labels...)
+		ch <- prometheus.MustNewConstMetric(fsSizeDesc, prometheus.GaugeValue, float64(u.Total), labels...)
+		ch <- prometheus.MustNewConstMetric(fsAvailDesc, prometheus.GaugeValue, float64(u.Free), labels...)
+		ch <- prometheus.MustNewConstMetric(fsFreeDesc, prometheus.GaugeValue, float64(u.Total-u.Used), labels...)
+		ch <- prometheus.MustNewConstMetric(fsFilesDesc, prometheus.GaugeValue, float64(u.InodesTotal), labels...)
+		ch <- prometheus.MustNewConstMetric(fsFilesFreeDesc, prometheus.GaugeValue, float64(u.InodesFree), labels...)
+	}
+	return nil
+}
+
+// statfsGuard runs statfs in a goroutine with a deadline and remembers
+// mount points whose statfs hangs, so that a dead NFS server costs one
+// stuck goroutine per mount point, not one per scrape.
+type statfsGuard struct {
+	mu    sync.Mutex
+	stuck map[string]bool
+}
+
+func newStatfsGuard() *statfsGuard { return &statfsGuard{stuck: map[string]bool{}} }
+
+var errStuck = errors.New("statfs still hung from an earlier scrape")
+
+func (g *statfsGuard) usage(ctx context.Context, path string) (*disk.UsageStat, error) {
+	g.mu.Lock()
+	if g.stuck[path] {
+		g.mu.Unlock()
+		return nil, errStuck
+	}
+	g.stuck[path] = true // until the statfs below returns
+	g.mu.Unlock()
+
+	type answer struct {
+		u   *disk.UsageStat
+		err error
+	}
+	done := make(chan answer, 1)
+	go func() {
+		u, err := disk.UsageWithContext(ctx, path)
+		done <- answer{u, err}
+		g.mu.Lock()
+		delete(g.stuck, path)
+		g.mu.Unlock()
+	}()
+	wait := statfsWaitBudget
+	if dl, ok := ctx.Deadline(); ok && time.Until(dl) < wait {
+		wait = time.Until(dl)
+	}
+	select {
+	case a := <-done:
+		return a.u, a.err
+	case <-time.After(wait):
+		return nil, fmt.Errorf("statfs %s: no answer within %s", path, wait)
+	}
+}
