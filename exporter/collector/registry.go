@@ -24,15 +24,18 @@ type Options struct {
 	Timeout time.Duration
 }
 
+// The build info metric comes from client_golang's version collector.
+func init() {
+	Declare("exporter", "panther_exporter_build_info", prometheus.GaugeValue,
+		"A metric with a constant '1' value labeled by version, revision, branch, goversion from which panther_exporter was built, and the goos and goarch for the build.",
+		"branch", "goarch", "goos", "goversion", "revision", "tags", "version")
+}
+
 var (
-	scrapeDurationDesc = prometheus.NewDesc(
-		prometheus.BuildFQName(Namespace, "scrape", "collector_duration_seconds"),
-		"How long the collector took (or was waited for) on this scrape.",
-		[]string{"collector"}, nil)
-	scrapeSuccessDesc = prometheus.NewDesc(
-		prometheus.BuildFQName(Namespace, "scrape", "collector_success"),
-		"1 when the collector finished without error before its deadline, else 0.",
-		[]string{"collector"}, nil)
+	scrapeDuration = Gauge("exporter", "scrape_collector_duration_seconds",
+		"How long the collector took (or was waited for) on this scrape.", "collector")
+	scrapeSuccess = Gauge("exporter", "scrape_collector_success",
+		"1 when the collector finished without error before its deadline, else 0.", "collector")
 )
 
 // ErrTimeout is returned for a collector that did not return before the
@@ -124,8 +127,8 @@ func (r *Registry) Collect(ch chan<- prometheus.Metric) {
 			if res.err == nil {
 				success = 1
 			}
-			ch <- prometheus.MustNewConstMetric(scrapeDurationDesc, prometheus.GaugeValue, res.waited.Seconds(), rn.name)
-			ch <- prometheus.MustNewConstMetric(scrapeSuccessDesc, prometheus.GaugeValue, success, rn.name)
+			ch <- scrapeDuration.Const(res.waited.Seconds(), rn.name)
+			ch <- scrapeSuccess.Const(success, rn.name)
 		}(rn)
 	}
 	wg.Wait()

@@ -11,19 +11,21 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/procfs"
 	"github.com/shirou/gopsutil/v4/disk"
+
+	"github.com/pantheros/monitoring/exporter/collector"
 )
 
 var fsLabels = []string{"device", "mountpoint", "fstype"}
 
 var (
-	fsSizeDesc       = gauge("filesystem_size_bytes", "Filesystem size.", fsLabels...)
-	fsAvailDesc      = gauge("filesystem_avail_bytes", "Bytes available to unprivileged users.", fsLabels...)
-	fsFreeDesc       = gauge("filesystem_free_bytes", "Free bytes, including those reserved for root.", fsLabels...)
-	fsFilesDesc      = gauge("filesystem_files", "Inodes in the filesystem.", fsLabels...)
-	fsFilesFreeDesc  = gauge("filesystem_files_free", "Free inodes.", fsLabels...)
-	fsReadonlyDesc   = gauge("filesystem_readonly", "1 when the filesystem is mounted read-only.", fsLabels...)
-	fsDeviceErrDesc  = gauge("filesystem_device_error", "1 when statfs on the mount point failed or hung.", fsLabels...)
-	statfsWaitBudget = 2 * time.Second
+	fsSize           = collector.Gauge("system", "filesystem_size_bytes", "Filesystem size.", fsLabels...)
+	fsAvail          = collector.Gauge("system", "filesystem_avail_bytes", "Bytes available to unprivileged users.", fsLabels...)
+	fsFree           = collector.Gauge("system", "filesystem_free_bytes", "Free bytes, including those reserved for root.", fsLabels...)
+	fsFiles          = collector.Gauge("system", "filesystem_files", "Inodes in the filesystem.", fsLabels...)
+	fsFilesFree      = collector.Gauge("system", "filesystem_files_free", "Free inodes.", fsLabels...)
+	fsReadonly       = collector.Gauge("system", "filesystem_readonly", "1 when the filesystem is mounted read-only.", fsLabels...)
+	fsDeviceErr      = collector.Gauge("system", "filesystem_device_error", "1 when statfs on the mount point failed or hung.", fsLabels...)
+	statfsWaitBudget = 2 * time.Second // a mount that hangs longer is marked failed
 )
 
 // mount is one filesystem to report.
@@ -66,20 +68,20 @@ func (s *System) updateFilesystems(ctx context.Context, ch chan<- prometheus.Met
 		if m.readonly {
 			ro = 1
 		}
-		ch <- prometheus.MustNewConstMetric(fsReadonlyDesc, prometheus.GaugeValue, ro, labels...)
+		ch <- fsReadonly.Const(ro, labels...)
 		u, err := s.statfs.usage(ctx, filepath.Join(s.cfg.RootPath, m.mountpoint))
 		if err != nil {
 			// One bad mount (stale NFS, vanished loop device) is marked, not fatal.
 			s.logger.Debug("statfs failed", "mountpoint", m.mountpoint, "err", err)
-			ch <- prometheus.MustNewConstMetric(fsDeviceErrDesc, prometheus.GaugeValue, 1, labels...)
+			ch <- fsDeviceErr.Const(1, labels...)
 			continue
 		}
-		ch <- prometheus.MustNewConstMetric(fsDeviceErrDesc, prometheus.GaugeValue, 0, labels...)
-		ch <- prometheus.MustNewConstMetric(fsSizeDesc, prometheus.GaugeValue, float64(u.Total), labels...)
-		ch <- prometheus.MustNewConstMetric(fsAvailDesc, prometheus.GaugeValue, float64(u.Free), labels...)
-		ch <- prometheus.MustNewConstMetric(fsFreeDesc, prometheus.GaugeValue, float64(u.Total-u.Used), labels...)
-		ch <- prometheus.MustNewConstMetric(fsFilesDesc, prometheus.GaugeValue, float64(u.InodesTotal), labels...)
-		ch <- prometheus.MustNewConstMetric(fsFilesFreeDesc, prometheus.GaugeValue, float64(u.InodesFree), labels...)
+		ch <- fsDeviceErr.Const(0, labels...)
+		ch <- fsSize.Const(float64(u.Total), labels...)
+		ch <- fsAvail.Const(float64(u.Free), labels...)
+		ch <- fsFree.Const(float64(u.Total-u.Used), labels...)
+		ch <- fsFiles.Const(float64(u.InodesTotal), labels...)
+		ch <- fsFilesFree.Const(float64(u.InodesFree), labels...)
 	}
 	return nil
 }

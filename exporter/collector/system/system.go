@@ -134,26 +134,22 @@ func New(cfg collector.Config, o Options) (*System, error) {
 	return s, nil
 }
 
-func gauge(name, help string, labels ...string) *prometheus.Desc {
-	return prometheus.NewDesc(collector.Namespace+"_"+name, help, labels, nil)
-}
-
 var (
-	cpuSecondsDesc = gauge("cpu_seconds_total", "Seconds all CPUs spent in each mode.", "mode")
-	cpusDesc       = gauge("cpus", "Number of logical CPUs.")
-	load1Desc      = gauge("load1", "1-minute load average.")
-	load5Desc      = gauge("load5", "5-minute load average.")
-	load15Desc     = gauge("load15", "15-minute load average.")
-	memDescs       = map[string]*prometheus.Desc{
-		"total":     gauge("memory_total_bytes", "Total usable memory (MemTotal)."),
-		"available": gauge("memory_available_bytes", "Memory available for new work without swapping (MemAvailable)."),
-		"free":      gauge("memory_free_bytes", "Unused memory (MemFree)."),
-		"buffers":   gauge("memory_buffers_bytes", "Memory in block device buffers (Buffers)."),
-		"cached":    gauge("memory_cached_bytes", "Memory in the page cache (Cached)."),
+	cpuSeconds = collector.Counter("system", "cpu_seconds_total", "Seconds all CPUs spent in each mode.", "mode")
+	cpus       = collector.Gauge("system", "cpus", "Number of logical CPUs.")
+	load1      = collector.Gauge("system", "load1", "1-minute load average.")
+	load5      = collector.Gauge("system", "load5", "5-minute load average.")
+	load15     = collector.Gauge("system", "load15", "15-minute load average.")
+	mems       = map[string]*collector.Metric{
+		"total":     collector.Gauge("system", "memory_total_bytes", "Total usable memory (MemTotal)."),
+		"available": collector.Gauge("system", "memory_available_bytes", "Memory available for new work without swapping (MemAvailable)."),
+		"free":      collector.Gauge("system", "memory_free_bytes", "Unused memory (MemFree)."),
+		"buffers":   collector.Gauge("system", "memory_buffers_bytes", "Memory in block device buffers (Buffers)."),
+		"cached":    collector.Gauge("system", "memory_cached_bytes", "Memory in the page cache (Cached)."),
 	}
-	swapTotalDesc = gauge("swap_total_bytes", "Total swap space.")
-	swapFreeDesc  = gauge("swap_free_bytes", "Unused swap space.")
-	bootTimeDesc  = gauge("boot_timestamp_seconds", "Unix time the host booted.")
+	swapTotal = collector.Gauge("system", "swap_total_bytes", "Total swap space.")
+	swapFree  = collector.Gauge("system", "swap_free_bytes", "Unused swap space.")
+	bootTime  = collector.Gauge("system", "boot_timestamp_seconds", "Unix time the host booted.")
 )
 
 // Update reads every source; a source that fails is reported in the error
@@ -206,9 +202,9 @@ func (s *System) updateCPU(ctx context.Context, ch chan<- prometheus.Metric) err
 		"user": t.User, "nice": t.Nice, "system": t.System, "idle": t.Idle, "iowait": t.Iowait,
 		"irq": t.Irq, "softirq": t.Softirq, "steal": t.Steal, "guest": t.Guest, "guest_nice": t.GuestNice,
 	} {
-		ch <- prometheus.MustNewConstMetric(cpuSecondsDesc, prometheus.CounterValue, v, mode)
+		ch <- cpuSeconds.Const(v, mode)
 	}
-	ch <- prometheus.MustNewConstMetric(cpusDesc, prometheus.GaugeValue, float64(len(perCPU)))
+	ch <- cpus.Const(float64(len(perCPU)))
 	return nil
 }
 
@@ -217,9 +213,9 @@ func (s *System) updateLoad(ctx context.Context, ch chan<- prometheus.Metric) er
 	if err != nil {
 		return fmt.Errorf("%s: %w", s.cfg.Proc("loadavg"), err)
 	}
-	ch <- prometheus.MustNewConstMetric(load1Desc, prometheus.GaugeValue, avg.Load1)
-	ch <- prometheus.MustNewConstMetric(load5Desc, prometheus.GaugeValue, avg.Load5)
-	ch <- prometheus.MustNewConstMetric(load15Desc, prometheus.GaugeValue, avg.Load15)
+	ch <- load1.Const(avg.Load1)
+	ch <- load5.Const(avg.Load5)
+	ch <- load15.Const(avg.Load15)
 	return nil
 }
 
@@ -234,14 +230,14 @@ func (s *System) updateMemory(ctx context.Context, ch chan<- prometheus.Metric) 
 		return fmt.Errorf("%s: no MemTotal line", path)
 	}
 	for k, v := range map[string]uint64{"total": vm.Total, "available": vm.Available, "free": vm.Free, "buffers": vm.Buffers, "cached": vm.Cached} {
-		ch <- prometheus.MustNewConstMetric(memDescs[k], prometheus.GaugeValue, float64(v))
+		ch <- mems[k].Const(float64(v))
 	}
 	sw, err := mem.SwapMemoryWithContext(ctx)
 	if err != nil {
 		return fmt.Errorf("%s: %w", path, err)
 	}
-	ch <- prometheus.MustNewConstMetric(swapTotalDesc, prometheus.GaugeValue, float64(sw.Total))
-	ch <- prometheus.MustNewConstMetric(swapFreeDesc, prometheus.GaugeValue, float64(sw.Free))
+	ch <- swapTotal.Const(float64(sw.Total))
+	ch <- swapFree.Const(float64(sw.Free))
 	return nil
 }
 
@@ -250,16 +246,16 @@ func (s *System) updateBootTime(ctx context.Context, ch chan<- prometheus.Metric
 	if err != nil {
 		return fmt.Errorf("%s: %w", s.cfg.Proc("stat"), err)
 	}
-	ch <- prometheus.MustNewConstMetric(bootTimeDesc, prometheus.GaugeValue, float64(bt))
+	ch <- bootTime.Const(float64(bt))
 	return nil
 }
 
 var (
-	diskReadDesc    = gauge("disk_read_bytes_total", "Bytes read from the block device.", "device")
-	diskWrittenDesc = gauge("disk_written_bytes_total", "Bytes written to the block device.", "device")
-	diskIOTimeDesc  = gauge("disk_io_time_seconds_total", "Seconds the device spent doing I/O.", "device")
-	diskReadsDesc   = gauge("disk_reads_completed_total", "Reads completed.", "device")
-	diskWritesDesc  = gauge("disk_writes_completed_total", "Writes completed.", "device")
+	diskRead    = collector.Counter("system", "disk_read_bytes_total", "Bytes read from the block device.", "device")
+	diskWritten = collector.Counter("system", "disk_written_bytes_total", "Bytes written to the block device.", "device")
+	diskIOTime  = collector.Counter("system", "disk_io_time_seconds_total", "Seconds the device spent doing I/O.", "device")
+	diskReads   = collector.Counter("system", "disk_reads_completed_total", "Reads completed.", "device")
+	diskWrites  = collector.Counter("system", "disk_writes_completed_total", "Writes completed.", "device")
 )
 
 func (s *System) updateDisks(ctx context.Context, ch chan<- prometheus.Metric) error {
@@ -271,22 +267,22 @@ func (s *System) updateDisks(ctx context.Context, ch chan<- prometheus.Metric) e
 		if !s.disks.keep(name) {
 			continue
 		}
-		ch <- prometheus.MustNewConstMetric(diskReadDesc, prometheus.CounterValue, float64(d.ReadBytes), name)
-		ch <- prometheus.MustNewConstMetric(diskWrittenDesc, prometheus.CounterValue, float64(d.WriteBytes), name)
-		ch <- prometheus.MustNewConstMetric(diskIOTimeDesc, prometheus.CounterValue, float64(d.IoTime)/1000, name)
-		ch <- prometheus.MustNewConstMetric(diskReadsDesc, prometheus.CounterValue, float64(d.ReadCount), name)
-		ch <- prometheus.MustNewConstMetric(diskWritesDesc, prometheus.CounterValue, float64(d.WriteCount), name)
+		ch <- diskRead.Const(float64(d.ReadBytes), name)
+		ch <- diskWritten.Const(float64(d.WriteBytes), name)
+		ch <- diskIOTime.Const(float64(d.IoTime)/1000, name)
+		ch <- diskReads.Const(float64(d.ReadCount), name)
+		ch <- diskWrites.Const(float64(d.WriteCount), name)
 	}
 	return nil
 }
 
 var (
-	netRxDesc     = gauge("network_receive_bytes_total", "Bytes received on the interface.", "device")
-	netTxDesc     = gauge("network_transmit_bytes_total", "Bytes sent on the interface.", "device")
-	netRxErrDesc  = gauge("network_receive_errors_total", "Receive errors on the interface.", "device")
-	netTxErrDesc  = gauge("network_transmit_errors_total", "Transmit errors on the interface.", "device")
-	netRxDropDesc = gauge("network_receive_drop_total", "Received packets dropped on the interface.", "device")
-	netTxDropDesc = gauge("network_transmit_drop_total", "Packets to send dropped on the interface.", "device")
+	netRx     = collector.Counter("system", "network_receive_bytes_total", "Bytes received on the interface.", "device")
+	netTx     = collector.Counter("system", "network_transmit_bytes_total", "Bytes sent on the interface.", "device")
+	netRxErr  = collector.Counter("system", "network_receive_errors_total", "Receive errors on the interface.", "device")
+	netTxErr  = collector.Counter("system", "network_transmit_errors_total", "Transmit errors on the interface.", "device")
+	netRxDrop = collector.Counter("system", "network_receive_drop_total", "Received packets dropped on the interface.", "device")
+	netTxDrop = collector.Counter("system", "network_transmit_drop_total", "Packets to send dropped on the interface.", "device")
 )
 
 func (s *System) updateNetwork(ctx context.Context, ch chan<- prometheus.Metric) error {
@@ -298,20 +294,20 @@ func (s *System) updateNetwork(ctx context.Context, ch chan<- prometheus.Metric)
 		if !s.netdevs.keep(n.Name) {
 			continue
 		}
-		ch <- prometheus.MustNewConstMetric(netRxDesc, prometheus.CounterValue, float64(n.BytesRecv), n.Name)
-		ch <- prometheus.MustNewConstMetric(netTxDesc, prometheus.CounterValue, float64(n.BytesSent), n.Name)
-		ch <- prometheus.MustNewConstMetric(netRxErrDesc, prometheus.CounterValue, float64(n.Errin), n.Name)
-		ch <- prometheus.MustNewConstMetric(netTxErrDesc, prometheus.CounterValue, float64(n.Errout), n.Name)
-		ch <- prometheus.MustNewConstMetric(netRxDropDesc, prometheus.CounterValue, float64(n.Dropin), n.Name)
-		ch <- prometheus.MustNewConstMetric(netTxDropDesc, prometheus.CounterValue, float64(n.Dropout), n.Name)
+		ch <- netRx.Const(float64(n.BytesRecv), n.Name)
+		ch <- netTx.Const(float64(n.BytesSent), n.Name)
+		ch <- netRxErr.Const(float64(n.Errin), n.Name)
+		ch <- netTxErr.Const(float64(n.Errout), n.Name)
+		ch <- netRxDrop.Const(float64(n.Dropin), n.Name)
+		ch <- netTxDrop.Const(float64(n.Dropout), n.Name)
 	}
 	return nil
 }
 
 var (
-	pressureSomeDesc = gauge("pressure_waiting_seconds_total",
+	pressureSome = collector.Counter("system", "pressure_waiting_seconds_total",
 		"Seconds in which at least one task was stalled on the resource (PSI 'some' total).", "resource")
-	pressureFullDesc = gauge("pressure_stalled_seconds_total",
+	pressureFull = collector.Counter("system", "pressure_stalled_seconds_total",
 		"Seconds in which all non-idle tasks were stalled on the resource (PSI 'full' total).", "resource")
 )
 
@@ -330,10 +326,10 @@ func (s *System) updatePressure(_ context.Context, ch chan<- prometheus.Metric) 
 			errs = append(errs, fmt.Errorf("%s: no 'some' line", s.cfg.Proc("pressure", res)))
 			continue
 		}
-		ch <- prometheus.MustNewConstMetric(pressureSomeDesc, prometheus.CounterValue, float64(st.Some.Total)/1e6, res)
+		ch <- pressureSome.Const(float64(st.Some.Total)/1e6, res)
 		// The kernel prints a 'full' line for cpu too (all zero before 5.13); only memory and io mean anything.
 		if st.Full != nil && res != "cpu" {
-			ch <- prometheus.MustNewConstMetric(pressureFullDesc, prometheus.CounterValue, float64(st.Full.Total)/1e6, res)
+			ch <- pressureFull.Const(float64(st.Full.Total)/1e6, res)
 		}
 	}
 	return errors.Join(errs...)

@@ -1,0 +1,68 @@
+# panther-exporter: build, run, test. `make run` and `make test` do everything
+# a fresh machine needs beyond `.ci/run`'s installs.
+
+SHELL := /bin/bash
+# The podman/v5 bindings need these tags to build without C libraries.
+TAGS := remote,containers_image_openpgp,exclude_graphdriver_btrfs,btrfs_noversion,exclude_graphdriver_devicemapper
+export GOFLAGS := -tags=$(TAGS)
+
+VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+REVISION ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
+BRANCH   ?= $(shell git rev-parse --abbrev-ref HEAD 2>/dev/null || echo unknown)
+VPKG := github.com/prometheus/common/version
+LDFLAGS := -X $(VPKG).Version=$(VERSION) -X $(VPKG).Revision=$(REVISION) -X $(VPKG).Branch=$(BRANCH) \
+	-X $(VPKG).BuildUser=panther -X $(VPKG).BuildDate=$(shell date -u +%Y%m%d-%H:%M:%S)
+
+BIN := bin/panther-exporter
+ADDR ?= :9567
+FUZZTIME ?= 20s
+BENCHTIME ?= 1s
+
+.PHONY: all build run test unit e2e lint bench fuzz docs dashboards stack clean
+
+all: build
+
+build:
+	go build -ldflags '$(LDFLAGS)' -o $(BIN) ./exporter/cmd/panther-exporter
+
+run: build
+	@echo "panther-exporter: http://localhost$(ADDR)/metrics (landing page: http://localhost$(ADDR)/)"
+	./$(BIN) --web.listen-address=$(ADDR) $(ARGS)
+
+# Everything: unit tests, lint, then the real-stack end-to-end tests.
+test: unit lint e2e
+
+unit:
+	go test -count=1 ./...
+
+# The end-to-end tests need root and the services .ci/run installs.
+e2e: build
+	PANTHER_EXPORTER_BIN=$(CURDIR)/$(BIN) go test -count=1 -tags=$(TAGS),e2e -timeout 40m -v ./e2e/... 2>&1 | tee e2e.out | grep -E '^(=== RUN|--- |PASS|FAIL|ok|panic)|_test.go'; exit $${PIPESTATUS[0]}
+
+lint: build
+	@unformatted=$$(gofmt -l exporter e2e dashboards rules nixos 2>/dev/null); \
+	if [ -n "$$unformatted" ]; then echo "gofmt needed: $$unformatted"; exit 1; fi
+	go vet ./...
+	go vet -tags=$(TAGS),e2e ./e2e/...
+	@port=$$(python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'); \
+	./$(BIN) --web.listen-address=127.0.0.1:$$port --log.level=warn & pid=$$!; \
+	for i in $$(seq 50); do curl -sf http://127.0.0.1:$$port/metrics -o /tmp/panther-lint.prom && break; sleep 0.1; done; \
+	kill $$pid; out=$$(promtool check metrics < /tmp/panther-lint.prom 2>&1); \
+	if [ -n "$$out" ]; then echo "promtool check metrics:"; echo "$$out"; exit 1; fi; echo "promtool check metrics: clean"
+
+bench:
+	go test -run '^$$' -bench . -benchmem -benchtime=$(BENCHTIME) ./exporter/...
+
+fuzz:
+	@for pkg in $$(go list ./exporter/...); do \
+	  for f in $$(go test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
+	    echo "fuzz $$pkg $$f"; go test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+	  done; \
+	done
+
+# docs/metrics.md is generated from the metric catalog of the code.
+docs:
+	go test ./exporter/cmd/panther-exporter -run TestMetricsDoc -update
+
+clean:
+	rm -rf bin e2e.out

@@ -1,0 +1,476 @@
+//go:build e2e
+
+// Package e2e runs panther-exporter against the real stack: Debian's
+// Prometheus and Alertmanager, a loop-mounted Btrfs, the Podman service, a
+// private dbus-daemon and a DogStatsD receiver. It needs root. With CI=true
+// a missing prerequisite fails the test; elsewhere it skips.
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+)
+
+// exporterBin is the binary under test: $PANTHER_EXPORTER_BIN (make e2e sets
+// it) or one built here once.
+var (
+	exporterBin     string
+	exporterBinOnce sync.Once
+	exporterBinErr  error
+)
+
+func inCI() bool { return os.Getenv("CI") == "true" }
+
+// require fails (in CI) or skips (elsewhere) when ok is false.
+func require(t testing.TB, ok bool, format string, args ...any) {
+	t.Helper()
+	if ok {
+		return
+	}
+	msg := fmt.Sprintf(format, args...)
+	if inCI() {
+		t.Fatalf("missing prerequisite (CI=true): %s", msg)
+	}
+	t.Skipf("missing prerequisite: %s", msg)
+}
+
+// requireTool returns the path of a program, or fails/skips without it.
+func requireTool(t testing.TB, name string) string {
+	t.Helper()
+	p, err := exec.LookPath(name)
+	require(t, err == nil, "%s not on PATH", name)
+	return p
+}
+
+func requireRoot(t testing.TB) {
+	t.Helper()
+	require(t, os.Geteuid() == 0, "the e2e tests need root")
+}
+
+func binary(t testing.TB) string {
+	t.Helper()
+	exporterBinOnce.Do(func() {
+		if p := os.Getenv("PANTHER_EXPORTER_BIN"); p != "" {
+			exporterBin = p
+			return
+		}
+		dir, err := os.MkdirTemp("", "panther-e2e-bin")
+		if err != nil {
+			exporterBinErr = err
+			return
+		}
+		exporterBin = filepath.Join(dir, "panther-exporter")
+		cmd := exec.Command("go", "build", "-o", exporterBin, "../exporter/cmd/panther-exporter")
+		cmd.Env = append(os.Environ(), "GOFLAGS=-tags=remote,containers_image_openpgp,exclude_graphdriver_btrfs,btrfs_noversion,exclude_graphdriver_devicemapper")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			exporterBinErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if exporterBinErr != nil {
+		t.Fatal(exporterBinErr)
+	}
+	return exporterBin
+}
+
+// freePort returns a loopback TCP port that was free a moment ago.
+func freePort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// eventually polls fn until it returns nil or the deadline passes.
+func eventually(t testing.TB, timeout time.Duration, what string, fn func() error) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	var err error
+	for {
+		if err = fn(); err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not true within %s: %v", what, timeout, err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// Process is a program started for a test; it is stopped at cleanup.
+type Process struct {
+	Cmd  *exec.Cmd
+	Log  *bytes.Buffer
+	mu   *sync.Mutex
+	done chan struct{}
+}
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  io.Writer
+}
+
+func (l lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
+// startProcess runs name with args in the background, logging to a buffer
+// that is printed if the test fails. It is sent SIGTERM at cleanup.
+func startProcess(t testing.TB, env []string, name string, args ...string) *Process {
+	t.Helper()
+	p := &Process{Log: &bytes.Buffer{}, mu: &sync.Mutex{}, done: make(chan struct{})}
+	p.Cmd = exec.Command(name, args...)
+	p.Cmd.Env = append(os.Environ(), env...)
+	w := lockedWriter{p.mu, p.Log}
+	p.Cmd.Stdout, p.Cmd.Stderr = w, w
+	p.Cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := p.Cmd.Start(); err != nil {
+		t.Fatalf("start %s: %v", name, err)
+	}
+	go func() { p.Cmd.Wait(); close(p.done) }()
+	t.Cleanup(func() {
+		p.Stop()
+		if t.Failed() {
+			t.Logf("--- output of %s %s:\n%s", filepath.Base(name), strings.Join(args, " "), p.Output())
+		}
+	})
+	return p
+}
+
+// Output returns what the process printed so far.
+func (p *Process) Output() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.Log.String()
+}
+
+// Exited reports whether the process has ended.
+func (p *Process) Exited() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// Stop sends SIGTERM to the process group, then SIGKILL after 10 s.
+func (p *Process) Stop() {
+	if p.Exited() {
+		return
+	}
+	syscall.Kill(-p.Cmd.Process.Pid, syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(10 * time.Second):
+		syscall.Kill(-p.Cmd.Process.Pid, syscall.SIGKILL)
+		<-p.done
+	}
+}
+
+// Kill sends SIGKILL to the process group and waits for it.
+func (p *Process) Kill() {
+	if p.Exited() {
+		return
+	}
+	syscall.Kill(-p.Cmd.Process.Pid, syscall.SIGKILL)
+	<-p.done
+}
+
+// Exporter is a running panther-exporter.
+type Exporter struct {
+	*Process
+	Addr string // host:port
+	URL  string // http://host:port
+}
+
+// startExporter runs the exporter on a free loopback port with args and
+// waits until /metrics answers.
+func startExporter(t testing.TB, args ...string) *Exporter {
+	t.Helper()
+	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	all := append([]string{"--web.listen-address=" + addr, "--log.level=debug"}, args...)
+	e := &Exporter{Process: startProcess(t, nil, binary(t), all...), Addr: addr, URL: "http://" + addr}
+	eventually(t, 20*time.Second, "exporter answers on "+addr, func() error {
+		if e.Exited() {
+			t.Fatalf("exporter exited: %s", e.Output())
+		}
+		_, err := e.Get("/metrics")
+		return err
+	})
+	return e
+}
+
+// Get fetches a path of the exporter and returns the body of a 200 answer.
+func (e *Exporter) Get(path string) (string, error) {
+	resp, err := http.Get(e.URL + path)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return "", err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return string(body), fmt.Errorf("GET %s: %s: %s", path, resp.Status, body)
+	}
+	return string(body), nil
+}
+
+// Scrape fetches /metrics and parses it.
+func (e *Exporter) Scrape(t testing.TB) Families {
+	t.Helper()
+	body, err := e.Get("/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fams, err := ParseFamilies(body)
+	if err != nil {
+		t.Fatalf("parse /metrics: %v", err)
+	}
+	return fams
+}
+
+// Families is a parsed exposition, by metric name.
+type Families map[string]*dto.MetricFamily
+
+// ParseFamilies parses the Prometheus text format.
+func ParseFamilies(text string) (Families, error) {
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := p.TextToMetricFamilies(strings.NewReader(text))
+	return Families(fams), err
+}
+
+// Value returns the value of the series of name whose labels include want,
+// and whether exactly one such series exists.
+func (f Families) Value(name string, want map[string]string) (float64, bool) {
+	ms := f.Series(name, want)
+	if len(ms) != 1 {
+		return 0, false
+	}
+	return metricValue(ms[0]), true
+}
+
+// Series returns the series of name whose labels include want.
+func (f Families) Series(name string, want map[string]string) []*dto.Metric {
+	fam, ok := f[name]
+	if !ok {
+		return nil
+	}
+	var out []*dto.Metric
+next:
+	for _, m := range fam.Metric {
+		have := map[string]string{}
+		for _, l := range m.Label {
+			have[l.GetName()] = l.GetValue()
+		}
+		for k, v := range want {
+			if have[k] != v {
+				continue next
+			}
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+// Labels returns a series' labels as a map.
+func Labels(m *dto.Metric) map[string]string {
+	out := map[string]string{}
+	for _, l := range m.Label {
+		out[l.GetName()] = l.GetValue()
+	}
+	return out
+}
+
+func metricValue(m *dto.Metric) float64 {
+	switch {
+	case m.Gauge != nil:
+		return m.Gauge.GetValue()
+	case m.Counter != nil:
+		return m.Counter.GetValue()
+	case m.Untyped != nil:
+		return m.Untyped.GetValue()
+	}
+	return 0
+}
+
+// MetricValue is the value of a gauge, counter or untyped sample.
+func MetricValue(m *dto.Metric) float64 { return metricValue(m) }
+
+// Prometheus is a running Debian prometheus scraping some targets.
+type Prometheus struct {
+	*Process
+	URL string
+	Dir string
+}
+
+// PromConfig is what startPrometheus writes into prometheus.yml.
+type PromConfig struct {
+	Targets          []string      // host:port of exporters, job "panther"
+	ScrapeInterval   time.Duration // default 1s
+	RuleFiles        []string      // absolute paths
+	AlertmanagerAddr string        // host:port, optional
+	ExtraScrape      string        // more scrape_configs entries, YAML, indented by 2
+}
+
+// startPrometheus starts Debian's prometheus on a free port with a fresh
+// data directory and waits until it is ready.
+func startPrometheus(t testing.TB, c PromConfig) *Prometheus {
+	t.Helper()
+	bin := requireTool(t, "prometheus")
+	if c.ScrapeInterval == 0 {
+		c.ScrapeInterval = time.Second
+	}
+	dir := t.TempDir()
+	var b strings.Builder
+	fmt.Fprintf(&b, "global:\n  scrape_interval: %s\n  evaluation_interval: %s\n", c.ScrapeInterval, c.ScrapeInterval)
+	if len(c.RuleFiles) > 0 {
+		b.WriteString("rule_files:\n")
+		for _, f := range c.RuleFiles {
+			fmt.Fprintf(&b, "  - %q\n", f)
+		}
+	}
+	if c.AlertmanagerAddr != "" {
+		fmt.Fprintf(&b, "alerting:\n  alertmanagers:\n    - static_configs:\n        - targets: [%q]\n", c.AlertmanagerAddr)
+	}
+	b.WriteString("scrape_configs:\n  - job_name: panther\n    static_configs:\n      - targets: [")
+	for i, tg := range c.Targets {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(&b, "%q", tg)
+	}
+	b.WriteString("]\n")
+	b.WriteString(c.ExtraScrape)
+	cfgPath := filepath.Join(dir, "prometheus.yml")
+	if err := os.WriteFile(cfgPath, []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	p := &Prometheus{
+		Process: startProcess(t, nil, bin,
+			"--config.file="+cfgPath,
+			"--storage.tsdb.path="+filepath.Join(dir, "data"),
+			"--web.listen-address="+addr,
+			"--web.enable-lifecycle",
+		),
+		URL: "http://" + addr,
+		Dir: dir,
+	}
+	eventually(t, 60*time.Second, "prometheus ready", func() error {
+		if p.Exited() {
+			t.Fatalf("prometheus exited: %s", p.Output())
+		}
+		resp, err := http.Get(p.URL + "/-/ready")
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			return fmt.Errorf("status %s", resp.Status)
+		}
+		return nil
+	})
+	return p
+}
+
+// Query runs an instant PromQL query and returns the vector result.
+func (p *Prometheus) Query(expr string) (model.Vector, error) {
+	resp, err := http.Get(p.URL + "/api/v1/query?query=" + url.QueryEscape(expr))
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	var r struct {
+		Status string          `json:"status"`
+		Error  string          `json:"error"`
+		Data   json.RawMessage `json:"data"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&r); err != nil {
+		return nil, err
+	}
+	if r.Status != "success" {
+		return nil, fmt.Errorf("query %q: %s", expr, r.Error)
+	}
+	var data struct {
+		ResultType string       `json:"resultType"`
+		Result     model.Vector `json:"result"`
+	}
+	if err := json.Unmarshal(r.Data, &data); err != nil {
+		return nil, fmt.Errorf("query %q: %v", expr, err)
+	}
+	return data.Result, nil
+}
+
+// WaitForSeries polls until expr returns at least one sample.
+func (p *Prometheus) WaitForSeries(t testing.TB, timeout time.Duration, expr string) model.Vector {
+	t.Helper()
+	var v model.Vector
+	eventually(t, timeout, "prometheus has data for "+expr, func() error {
+		var err error
+		v, err = p.Query(expr)
+		if err != nil {
+			return err
+		}
+		if len(v) == 0 {
+			return fmt.Errorf("empty result")
+		}
+		return nil
+	})
+	return v
+}
+
+// Alerts returns the alerts Prometheus currently holds (pending or firing).
+func (p *Prometheus) Alerts() ([]map[string]any, error) {
+	resp, err := http.Get(p.URL + "/api/v1/alerts")
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	var r struct {
+		Data struct {
+			Alerts []map[string]any `json:"alerts"`
+		} `json:"data"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&r); err != nil {
+		return nil, err
+	}
+	return r.Data.Alerts, nil
+}
+
+// runCmd runs a command and returns its combined output, failing the test
+// on error.
+func runCmd(t testing.TB, name string, args ...string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, name, args...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
