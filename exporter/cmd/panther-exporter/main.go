@@ -23,6 +23,7 @@ import (
 	"github.com/prometheus/exporter-toolkit/web/kingpinflag"
 
 	"github.com/pantheros/monitoring/exporter/collector"
+	_ "github.com/pantheros/monitoring/exporter/collector/all" // every collector registers itself
 	"github.com/pantheros/monitoring/exporter/server"
 )
 

@@ -17,7 +17,7 @@ var update = flag.Bool("update", false, "rewrite docs/metrics.md from the catalo
 const metricsDoc = "../../../docs/metrics.md"
 
 // renderMetricsDoc writes the metric reference from the catalog that every
-// collector fills when its package is imported (collectors.go imports all).
+// collector fills when its package is imported (via exporter/collector/all).
 func renderMetricsDoc() string {
 	var b strings.Builder
 	b.WriteString("# Metrics reference\n\n")

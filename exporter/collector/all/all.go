@@ -1,0 +1,8 @@
+// Package all imports every collector, so that their init functions
+// register them and declare their metrics in the catalog. The binary, the
+// metrics reference and the offline rule and dashboard checks import it.
+package all
+
+import (
+	_ "github.com/pantheros/monitoring/exporter/collector/system"
+)
