@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -159,6 +160,8 @@ type runner struct {
 	c      Collector
 	logger *slog.Logger
 
+	waiters atomic.Int32 // scrapes waiting on the current run (read by tests)
+
 	mu      sync.Mutex
 	current *flight // the run in flight, nil when idle
 	lastErr string  // last error logged, to log once per change
@@ -188,6 +191,8 @@ func (rn *runner) run(timeout time.Duration) result {
 	}
 	rn.mu.Unlock()
 
+	rn.waiters.Add(1)
+	defer rn.waiters.Add(-1)
 	timer := time.NewTimer(timeout)
 	defer timer.Stop()
 	select {

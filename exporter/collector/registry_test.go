@@ -1,0 +1,256 @@
+package collector
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"log/slog"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+)
+
+var testMetric = Gauge("test", "test_value", "A value for registry tests.", "kind")
+
+// funcCollector adapts a function to Collector.
+type funcCollector func(context.Context, chan<- prometheus.Metric) error
+
+func (f funcCollector) Update(ctx context.Context, ch chan<- prometheus.Metric) error { return f(ctx, ch) }
+
+func gather(t *testing.T, r *Registry) map[string][]*dto.Metric {
+	t.Helper()
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(r)
+	fams, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string][]*dto.Metric{}
+	for _, f := range fams {
+		out[f.GetName()] = f.Metric
+	}
+	return out
+}
+
+func valueFor(ms []*dto.Metric, label, value string) (float64, bool) {
+	for _, m := range ms {
+		for _, l := range m.Label {
+			if l.GetName() == label && l.GetValue() == value {
+				return m.GetGauge().GetValue(), true
+			}
+		}
+	}
+	return 0, false
+}
+
+func newLogger(buf *bytes.Buffer) *slog.Logger {
+	var mu sync.Mutex
+	return slog.New(slog.NewTextHandler(lockedBuf{&mu, buf}, nil))
+}
+
+type lockedBuf struct {
+	mu  *sync.Mutex
+	buf *bytes.Buffer
+}
+
+func (l lockedBuf) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
+}
+
+func TestFailingCollectorDoesNotFailScrape(t *testing.T) {
+	var logs bytes.Buffer
+	r := NewRegistry(newLogger(&logs), Options{Timeout: time.Second},
+		Named{"good", funcCollector(func(_ context.Context, ch chan<- prometheus.Metric) error {
+			ch <- testMetric.Const(1, "good")
+			return nil
+		})},
+		Named{"bad", funcCollector(func(_ context.Context, ch chan<- prometheus.Metric) error {
+			ch <- testMetric.Const(2, "partial") // sent before failing: kept
+			return errors.New("/sys/fs/btrfs/x/allocation: garbled")
+		})},
+	)
+	got := gather(t, r)
+	if v, ok := valueFor(got["panther_scrape_collector_success"], "collector", "good"); !ok || v != 1 {
+		t.Errorf("good success = %v, %v", v, ok)
+	}
+	if v, ok := valueFor(got["panther_scrape_collector_success"], "collector", "bad"); !ok || v != 0 {
+		t.Errorf("bad success = %v, %v", v, ok)
+	}
+	if _, ok := valueFor(got["panther_test_value"], "kind", "partial"); !ok {
+		t.Error("metrics sent before the error were dropped")
+	}
+	if _, ok := valueFor(got["panther_scrape_collector_duration_seconds"], "collector", "bad"); !ok {
+		t.Error("no duration for the failing collector")
+	}
+}
+
+func TestErrorLoggedOncePerChange(t *testing.T) {
+	var logs bytes.Buffer
+	var fail atomic.Value
+	fail.Store("first")
+	r := NewRegistry(newLogger(&logs), Options{Timeout: time.Second},
+		Named{"flaky", funcCollector(func(context.Context, chan<- prometheus.Metric) error {
+			if s := fail.Load().(string); s != "" {
+				return errors.New(s)
+			}
+			return nil
+		})})
+	for i := 0; i < 5; i++ {
+		gather(t, r)
+	}
+	fail.Store("second")
+	for i := 0; i < 5; i++ {
+		gather(t, r)
+	}
+	fail.Store("")
+	for i := 0; i < 5; i++ {
+		gather(t, r)
+	}
+	out := logs.String()
+	if n := strings.Count(out, "collector failed"); n != 2 {
+		t.Errorf("logged %d failures for 2 distinct errors over 10 scrapes:\n%s", n, out)
+	}
+	if n := strings.Count(out, "collector recovered"); n != 1 {
+		t.Errorf("logged %d recoveries, want 1:\n%s", n, out)
+	}
+}
+
+// A collector stuck in I/O: the scrape returns at the deadline, and later
+// scrapes do not start another run while it is stuck.
+func TestStuckCollectorTimesOutWithoutPilingUp(t *testing.T) {
+	release := make(chan struct{})
+	var runs atomic.Int32
+	r := NewRegistry(slog.New(slog.DiscardHandler), Options{Timeout: 50 * time.Millisecond},
+		Named{"stuck", funcCollector(func(context.Context, chan<- prometheus.Metric) error {
+			runs.Add(1)
+			<-release // ignores its context, like a read on a hung FIFO
+			return nil
+		})},
+		Named{"fine", funcCollector(func(_ context.Context, ch chan<- prometheus.Metric) error {
+			ch <- testMetric.Const(1, "fine")
+			return nil
+		})},
+	)
+	before := runtime.NumGoroutine()
+	for i := 0; i < 20; i++ {
+		start := time.Now()
+		got := gather(t, r)
+		if d := time.Since(start); d > 2*time.Second {
+			t.Fatalf("scrape took %s with a 50ms collector timeout", d)
+		}
+		if v, ok := valueFor(got["panther_scrape_collector_success"], "collector", "stuck"); !ok || v != 0 {
+			t.Fatalf("stuck success = %v, %v", v, ok)
+		}
+		if _, ok := valueFor(got["panther_test_value"], "kind", "fine"); !ok {
+			t.Fatal("the healthy collector's metrics are missing")
+		}
+	}
+	if n := runs.Load(); n != 1 {
+		t.Errorf("stuck collector started %d times, want 1", n)
+	}
+	if extra := runtime.NumGoroutine() - before; extra > 5 {
+		t.Errorf("%d goroutines more after 20 scrapes of a stuck collector", extra)
+	}
+	close(release)
+	// Once it returns, the next scrape runs it afresh and it succeeds.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		got := gather(t, r)
+		if v, _ := valueFor(got["panther_scrape_collector_success"], "collector", "stuck"); v == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("stuck collector did not recover after release")
+		}
+		runtime.Gosched()
+	}
+	if n := runs.Load(); n != 2 {
+		t.Errorf("runs after recovery = %d, want 2", n)
+	}
+}
+
+func TestPanickingCollectorIsAFailureNotACrash(t *testing.T) {
+	r := NewRegistry(slog.New(slog.DiscardHandler), Options{Timeout: time.Second},
+		Named{"panicky", funcCollector(func(context.Context, chan<- prometheus.Metric) error {
+			var m map[string]int
+			m["x"] = 1
+			return nil
+		})})
+	got := gather(t, r)
+	if v, ok := valueFor(got["panther_scrape_collector_success"], "collector", "panicky"); !ok || v != 0 {
+		t.Errorf("success = %v, %v", v, ok)
+	}
+	if s := r.Statuses()[0].LastError; !strings.Contains(s, "panic") {
+		t.Errorf("status error %q does not say panic", s)
+	}
+}
+
+func TestFilter(t *testing.T) {
+	nop := funcCollector(func(context.Context, chan<- prometheus.Metric) error { return nil })
+	r := NewRegistry(slog.New(slog.DiscardHandler), Options{}, Named{"a", nop}, Named{"b", nop}, Named{"c", nop})
+	for _, c := range []struct {
+		include, exclude []string
+		want             string
+		wantErr          bool
+	}{
+		{nil, nil, "a,b,c", false},
+		{[]string{"b"}, nil, "b", false},
+		{nil, []string{"b"}, "a,c", false},
+		{[]string{"a", "b"}, []string{"b"}, "a", false},
+		{[]string{"zz"}, nil, "", true},
+		{nil, []string{"zz"}, "", true},
+	} {
+		f, err := r.Filter(c.include, c.exclude)
+		if c.wantErr {
+			if err == nil {
+				t.Errorf("Filter(%v,%v): no error", c.include, c.exclude)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := strings.Join(f.Names(), ","); got != c.want {
+			t.Errorf("Filter(%v,%v) = %s, want %s", c.include, c.exclude, got, c.want)
+		}
+	}
+}
+
+// Concurrent scrapes share one run of a collector instead of each starting one.
+func TestConcurrentScrapesShareARun(t *testing.T) {
+	var runs atomic.Int32
+	gate := make(chan struct{})
+	r := NewRegistry(slog.New(slog.DiscardHandler), Options{Timeout: 5 * time.Second},
+		Named{"slow", funcCollector(func(_ context.Context, ch chan<- prometheus.Metric) error {
+			runs.Add(1)
+			<-gate
+			ch <- testMetric.Const(1, "slow")
+			return nil
+		})})
+	var wg sync.WaitGroup
+	for i := 0; i < 10; i++ {
+		wg.Add(1)
+		go func() { defer wg.Done(); gather(t, r) }()
+	}
+	// Release the run only once every scrape waits on it.
+	deadline := time.Now().Add(5 * time.Second)
+	for r.runners[0].waiters.Load() < 10 {
+		if time.Now().After(deadline) {
+			t.Fatalf("only %d scrapes waiting", r.runners[0].waiters.Load())
+		}
+		runtime.Gosched()
+	}
+	close(gate)
+	wg.Wait()
+	if n := runs.Load(); n != 1 {
+		t.Errorf("10 concurrent scrapes started %d runs, want 1", n)
+	}
+}
