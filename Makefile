@@ -64,5 +64,9 @@ fuzz:
 docs:
 	go test ./exporter/cmd/panther-exporter -run TestMetricsDoc -update
 
+# dashboards/grafana/*.json are generated from the Go code beside them.
+dashboards:
+	go test ./dashboards/grafana -run TestJSONUpToDate -update
+
 clean:
 	rm -rf bin e2e.out

@@ -1,0 +1,45 @@
+package grafana
+
+// Boot shows boot times, systemd units, the Nix store and NixOS
+// generations of one host.
+func Boot() Dashboard {
+	return Dashboard{
+		UID:         BootUID,
+		Title:       "pantherOS / Boot and performance",
+		File:        "boot.json",
+		Description: "Boot stage durations, slowest units, systemd state, Nix store growth and NixOS generations of one pantherOS host.",
+		Rows: []Row{
+			{Title: "Boot", Panels: []Panel{
+				{Title: "Boot stages", Kind: TimeSeries, Unit: "s", Thresholds: Steps("green", 60, "orange", 180, "red"), Min: ptr(0.0), Stack: true, Width: 12,
+					Description: "Duration of each boot stage, as systemd-analyze reports it, over time.",
+					Queries:     []Query{q(`panther_boot_stage_duration_seconds{stage!="total", `+sel+`}`, "{{stage}}")}},
+				{Title: "Total boot time", Kind: Stat, Unit: "s", Thresholds: Steps("green", 60, "orange", 180, "red"), Width: 4,
+					Queries: []Query{qi(`panther_boot_stage_duration_seconds{stage="total", `+sel+`}`, "total")}},
+				{Title: "Boot finished", Kind: Stat, Unit: "none", Thresholds: upDown, Mappings: yesNo, Width: 4,
+					Queries: []Query{qi(`panther_boot_finished{`+sel+`}`, "finished")}},
+				{Title: "Units by state", Kind: Stat, Unit: "short", Thresholds: Steps("green"), Width: 4,
+					Queries: []Query{qi(`panther_systemd_units{`+sel+`}`, "{{state}}")}},
+				{Title: "Slowest units of the last boot", Kind: BarGauge, Unit: "s", Thresholds: Steps("green", 5, "orange", 30, "red"), Width: 12, Height: 10,
+					Queries: []Query{qi(`topk(15, panther_boot_unit_activation_seconds{`+sel+`})`, "{{unit}}")}},
+			}},
+			{Title: "Nix", Panels: []Panel{
+				{Title: "Nix store paths", Kind: TimeSeries, Unit: "short", Thresholds: Steps("green"), Width: 8,
+					Queries: []Query{q(`panther_nix_store_paths{`+sel+`}`, "store paths")}},
+				{Title: "Nix store growth (1d)", Kind: Stat, Unit: "short", Thresholds: Steps("green", 1000, "orange", 5000, "red"), Width: 4,
+					Description: "Store paths added in the last day (negative after garbage collection).",
+					Queries:     []Query{qi(`delta(panther_nix_store_paths{`+sel+`}[1d])`, "growth")}},
+				{Title: "Store filesystem used", Kind: Stat, Unit: "percentunit", Thresholds: ratioHigh, Width: 4,
+					Queries: []Query{qi(`panther_nix_store_filesystem_used_bytes{`+sel+`} / (panther_nix_store_filesystem_size_bytes{`+sel+`} > 0)`, "used")}},
+				{Title: "Generations", Kind: Stat, Unit: "short", Thresholds: Steps("green", 50, "orange", 200, "red"), Width: 4,
+					Queries: []Query{qi(`panther_nixos_generations{`+sel+`}`, "generations")}},
+				{Title: "Current generation age", Kind: Stat, Unit: "s", Thresholds: Steps("green", 30*86400, "orange", 90*86400, "red"), Width: 4,
+					Queries: []Query{qi(`time() - panther_nixos_generation_timestamp_seconds{`+sel+`}`, "age")}},
+				{Title: "Reboot required", Kind: Stat, Unit: "none", Thresholds: anyBad, Mappings: yesNo, Width: 12, Height: 4,
+					Description: "The booted system differs from the current generation in a part that only takes effect at boot.",
+					Queries:     []Query{qi(`panther_nixos_reboot_required{`+sel+`}`, "{{component}}")}},
+				{Title: "Generations over time", Kind: TimeSeries, Unit: "short", Thresholds: Steps("green"), Width: 12, Height: 4,
+					Queries: []Query{q(`panther_nixos_generations{`+sel+`}`, "generations")}},
+			}},
+		},
+	}
+}

@@ -1,0 +1,48 @@
+package grafana
+
+// Containers shows the Podman services and containers of one host.
+func Containers() Dashboard {
+	return Dashboard{
+		UID:         ContainersUID,
+		Title:       "pantherOS / Containers",
+		File:        "containers.json",
+		Description: "Podman endpoints (sockets) and their containers on one pantherOS host.",
+		Rows: []Row{
+			{Title: "Sockets", Panels: []Panel{
+				{Title: "Podman API up", Kind: Stat, Unit: "none", Thresholds: upDown, Mappings: map[float64]string{0: "down", 1: "up"}, Width: 6,
+					Queries: []Query{qi(`panther_podman_up{`+sel+`}`, "{{socket}}")}},
+				{Title: "Containers by state", Kind: TimeSeries, Unit: "short", Thresholds: Steps("green"), Min: ptr(0.0), Stack: true, Width: 10,
+					Queries: []Query{q(`panther_podman_containers{`+sel+`}`, "{{socket}} {{state}}")}},
+				{Title: "Images and pods", Kind: Stat, Unit: "short", Thresholds: Steps("green"), Width: 8,
+					Queries: []Query{
+						qi(`panther_podman_images{`+sel+`}`, "{{socket}} images"),
+						qi(`sum by (job, instance, socket) (panther_podman_pods{`+sel+`})`, "{{socket}} pods"),
+					}},
+			}},
+			{Title: "Containers", Panels: []Panel{
+				{Title: "Container CPU", Kind: TimeSeries, Unit: "percentunit", Thresholds: Steps("green", 0.8, "orange", 1, "red"), Min: ptr(0.0), Width: 12,
+					Description: "CPU time per second; 1 is one whole CPU.",
+					Queries:     []Query{q(`rate(panther_podman_container_cpu_seconds_total{`+sel+`}[$__rate_interval])`, "{{socket}}/{{name}}")}},
+				{Title: "Container memory", Kind: TimeSeries, Unit: "bytes", Thresholds: Steps("green"), Min: ptr(0.0), Width: 12,
+					Queries: []Query{q(`panther_podman_container_memory_usage_bytes{`+sel+`}`, "{{socket}}/{{name}}")}},
+				{Title: "Memory of limit", Kind: BarGauge, Unit: "percentunit", Thresholds: ratioHigh, Min: ptr(0.0), Max: ptr(1.0), Needs: ContainerMemoryLimit,
+					Queries: []Query{qi(`panther_podman_container_memory_usage_bytes{`+sel+`} / (panther_podman_container_memory_limit_bytes{`+sel+`} > 0)`, "{{socket}}/{{name}}")}},
+				{Title: "State", Kind: Table, Unit: "none", Thresholds: Steps("green"),
+					Queries: []Query{qi(`panther_podman_container_state{`+sel+`} == 1`, "")}},
+				{Title: "Health", Kind: Stat, Unit: "none", Thresholds: Steps("green"), Needs: ContainerHealthcheck,
+					Description: "Health check state of containers that have one.",
+					Queries:     []Query{qi(`panther_podman_container_health{health!="", `+sel+`} == 1`, "{{socket}}/{{name}} {{health}}")}},
+			}},
+			{Title: "Trouble", Panels: []Panel{
+				{Title: "Restarts (1h)", Kind: BarGauge, Unit: "short", Thresholds: Steps("green", 1, "orange", 5, "red"),
+					Queries: []Query{qi(`increase(panther_podman_container_restarts_total{`+sel+`}[1h])`, "{{socket}}/{{name}}")}},
+				{Title: "OOM kills", Kind: Stat, Unit: "short", Thresholds: anyBad,
+					Description: "Times the kernel killed a process of the container for lack of memory.",
+					Queries:     []Query{qi(`panther_podman_container_oom_kills_total{`+sel+`}`, "{{socket}}/{{name}}")}},
+				{Title: "Exit codes", Kind: Stat, Unit: "none", Thresholds: anyBad, Needs: ContainerExited,
+					Description: "Exit code of containers that exited; non-zero is red.",
+					Queries:     []Query{qi(`panther_podman_container_exit_code{`+sel+`}`, "{{socket}}/{{name}}")}},
+			}},
+		},
+	}
+}
