@@ -4,5 +4,6 @@
 package all
 
 import (
+	_ "github.com/pantheros/monitoring/exporter/collector/btrfs"
 	_ "github.com/pantheros/monitoring/exporter/collector/system"
 )
