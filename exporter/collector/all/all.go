@@ -5,5 +5,6 @@ package all
 
 import (
 	_ "github.com/pantheros/monitoring/exporter/collector/btrfs"
+	_ "github.com/pantheros/monitoring/exporter/collector/nix"
 	_ "github.com/pantheros/monitoring/exporter/collector/system"
 )
