@@ -24,6 +24,7 @@ import (
 
 	"github.com/pantheros/monitoring/exporter/collector"
 	_ "github.com/pantheros/monitoring/exporter/collector/all" // every collector registers itself
+	"github.com/pantheros/monitoring/exporter/datadog"
 	"github.com/pantheros/monitoring/exporter/server"
 )
 
@@ -69,6 +70,21 @@ func run() error {
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
+
+	// The DogStatsD sink gathers what /metrics serves (collectors and the
+	// exporter's own metrics) and exports its telemetry on /metrics.
+	if ddOpts, on, err := datadog.FromFlags(); err != nil {
+		return err
+	} else if on {
+		collectorsReg := prometheus.NewRegistry()
+		collectorsReg.MustRegister(registry)
+		sink, err := datadog.New(logger, prometheus.Gatherers{collectorsReg, exporterMetrics}, ddOpts)
+		if err != nil {
+			return err
+		}
+		exporterMetrics.MustRegister(sink)
+		go sink.Run(ctx)
+	}
 
 	srv := &http.Server{
 		Handler: server.New(server.Config{
