@@ -4,6 +4,7 @@
 package all
 
 import (
+	_ "github.com/pantheros/monitoring/exporter/collector/boot"
 	_ "github.com/pantheros/monitoring/exporter/collector/btrfs"
 	_ "github.com/pantheros/monitoring/exporter/collector/nix"
 	_ "github.com/pantheros/monitoring/exporter/collector/system"
