@@ -193,7 +193,7 @@ func (b *Btrfs) Update(ctx context.Context, ch chan<- prometheus.Metric) error {
 }
 
 func (b *Btrfs) updateFS(ctx context.Context, dir string, ch chan<- prometheus.Metric) error {
-	s, err := readFS(dir)
+	s, err := readFSFunc(dir)
 	if err != nil {
 		return err
 	}
@@ -338,6 +338,10 @@ func (b *Btrfs) scrub(u string, ch chan<- prometheus.Metric) error {
 	}
 	return nil
 }
+
+// readFSFunc reads one filesystem's sysfs directory (a test replaces it to
+// unmount a filesystem half-way).
+var readFSFunc = readFS
 
 // errNoScan marks walks that cannot run here (no CAP_SYS_ADMIN, no visible
 // mount): logged once, not a collector error, scan_success 0.

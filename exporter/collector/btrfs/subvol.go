@@ -279,9 +279,12 @@ func (p *pather) pathDepth(id uint64, depth int) (string, error) {
 	if depth > 256 {
 		return "", errors.New("subvolume path: loop or too deep")
 	}
-	dir, err := p.lookup(s.ParentID, s.DirID)
-	if err != nil {
-		return "", err
+	dir := "" // the subvolume sits in its parent's root directory
+	if s.DirID != firstFreeObjectID {
+		var err error
+		if dir, err = p.lookup(s.ParentID, s.DirID); err != nil {
+			return "", err
+		}
 	}
 	full := dir + s.Name
 	if s.ParentID != fsTreeObjectID {
