@@ -18,7 +18,6 @@ import (
 	"github.com/shirou/gopsutil/v4/common"
 	"github.com/shirou/gopsutil/v4/cpu"
 	"github.com/shirou/gopsutil/v4/disk"
-	"github.com/shirou/gopsutil/v4/host"
 	"github.com/shirou/gopsutil/v4/load"
 	"github.com/shirou/gopsutil/v4/mem"
 	"github.com/shirou/gopsutil/v4/net"
@@ -170,11 +169,23 @@ func (s *System) Update(ctx context.Context, ch chan<- prometheus.Metric) error 
 		{"network", s.updateNetwork},
 		{"pressure", s.updatePressure},
 	} {
-		if err := part.fn(ctx, ch); err != nil {
+		if err := safely(ctx, ch, part.fn); err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", part.name, err))
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// safely turns a panic in a parser (gopsutil indexes fields of a truncated
+// /proc/loadavg without checking) into an error, so the other parts are
+// still read.
+func safely(ctx context.Context, ch chan<- prometheus.Metric, fn func(context.Context, chan<- prometheus.Metric) error) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("parser panicked: %v", p)
+		}
+	}()
+	return fn(ctx, ch)
 }
 
 func (s *System) updateCPU(ctx context.Context, ch chan<- prometheus.Metric) error {
@@ -209,7 +220,11 @@ func (s *System) updateCPU(ctx context.Context, ch chan<- prometheus.Metric) err
 }
 
 func (s *System) updateLoad(ctx context.Context, ch chan<- prometheus.Metric) error {
-	avg, err := load.AvgWithContext(ctx)
+	var avg *load.AvgStat
+	err := safely(ctx, ch, func(ctx context.Context, _ chan<- prometheus.Metric) (err error) {
+		avg, err = load.AvgWithContext(ctx)
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("%s: %w", s.cfg.Proc("loadavg"), err)
 	}
@@ -232,21 +247,24 @@ func (s *System) updateMemory(ctx context.Context, ch chan<- prometheus.Metric) 
 	for k, v := range map[string]uint64{"total": vm.Total, "available": vm.Available, "free": vm.Free, "buffers": vm.Buffers, "cached": vm.Cached} {
 		ch <- mems[k].Const(float64(v))
 	}
-	sw, err := mem.SwapMemoryWithContext(ctx)
-	if err != nil {
-		return fmt.Errorf("%s: %w", path, err)
-	}
-	ch <- swapTotal.Const(float64(sw.Total))
-	ch <- swapFree.Const(float64(sw.Free))
+	// From meminfo, not gopsutil's SwapMemory: that asks sysinfo(2) of the
+	// running kernel and ignores --path.procfs.
+	ch <- swapTotal.Const(float64(vm.SwapTotal))
+	ch <- swapFree.Const(float64(vm.SwapFree))
 	return nil
 }
 
-func (s *System) updateBootTime(ctx context.Context, ch chan<- prometheus.Metric) error {
-	bt, err := host.BootTimeWithContext(ctx)
+// updateBootTime reads btime through procfs: gopsutil's BootTime first
+// probes for virtualization, reading a dozen files on every call.
+func (s *System) updateBootTime(_ context.Context, ch chan<- prometheus.Metric) error {
+	st, err := s.procfs.Stat()
 	if err != nil {
 		return fmt.Errorf("%s: %w", s.cfg.Proc("stat"), err)
 	}
-	ch <- bootTime.Const(float64(bt))
+	if st.BootTime == 0 {
+		return fmt.Errorf("%s: no btime line", s.cfg.Proc("stat"))
+	}
+	ch <- bootTime.Const(float64(st.BootTime))
 	return nil
 }
 
