@@ -7,5 +7,6 @@ import (
 	_ "github.com/pantheros/monitoring/exporter/collector/boot"
 	_ "github.com/pantheros/monitoring/exporter/collector/btrfs"
 	_ "github.com/pantheros/monitoring/exporter/collector/nix"
+	_ "github.com/pantheros/monitoring/exporter/collector/podman"
 	_ "github.com/pantheros/monitoring/exporter/collector/system"
 )

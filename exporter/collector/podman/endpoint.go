@@ -1,0 +1,542 @@
+package podman
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"sort"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/containers/podman/v5/pkg/bindings"
+	"github.com/containers/podman/v5/pkg/bindings/containers"
+	"github.com/containers/podman/v5/pkg/bindings/images"
+	"github.com/containers/podman/v5/pkg/bindings/pods"
+	"github.com/containers/podman/v5/pkg/bindings/system"
+	"github.com/containers/podman/v5/pkg/bindings/volumes"
+	"github.com/containers/podman/v5/pkg/domain/entities/types"
+)
+
+// Container is what the snapshot keeps of one container.
+type Container struct {
+	ID       string // full ID
+	Name     string
+	Image    string
+	Pod      string // pod name, "" when none
+	State    string
+	Health   string // healthy, unhealthy, starting; "" without a healthcheck
+	ExitCode float64
+	Restarts float64
+	Created  float64 // Unix seconds; 0 when unknown
+	Started  float64
+	Finished float64
+	IsInfra  bool
+}
+
+// Pod is what the snapshot keeps of one pod.
+type Pod struct {
+	Name       string
+	State      string
+	Containers int
+}
+
+// Snapshot is one socket's last complete view.
+type Snapshot struct {
+	Containers []Container      // sorted by name
+	Stats      map[string]Stats // by full container ID
+	Pods       []Pod
+	Images     int
+	ImageBytes float64
+	Volumes    int
+	ListedAt   time.Time
+	StatsAt    time.Time
+}
+
+// status is a socket's health as the scrape sees it.
+type status struct {
+	up  bool
+	err string // last error; "" when fine
+}
+
+// inspected caches what only inspect tells, per container ID.
+type inspected struct {
+	key            string // state|started|exited when inspected
+	restarts       float64
+	health         string
+	hasHealthcheck bool
+	oomKilled      bool
+	finished       float64
+}
+
+type endpoint struct {
+	name, uri string
+	opts      Options
+	logger    *slog.Logger
+
+	mu       sync.Mutex
+	snap     *Snapshot
+	counts   map[string]*Counts
+	st       status
+	lastLog  string
+	lastNano int64 // time of the last event seen, to resume after a reconnect
+
+	// owned by the list loop
+	inspect   map[string]*inspected
+	forceMu   sync.Mutex
+	force     map[string]bool // IDs to inspect on the next list (after died/health events)
+	oomDeaths map[string]bool // IDs whose death must be checked for an OOM kill
+	relist    chan struct{}
+}
+
+func newEndpoint(name, uri string, o Options, logger *slog.Logger) *endpoint {
+	return &endpoint{
+		name: name, uri: uri, opts: o, logger: logger,
+		counts:    map[string]*Counts{},
+		st:        status{err: "not connected yet"},
+		inspect:   map[string]*inspected{},
+		force:     map[string]bool{},
+		oomDeaths: map[string]bool{},
+		relist:    make(chan struct{}, 1),
+	}
+}
+
+// read returns a consistent copy of what the scrape needs.
+func (e *endpoint) read() (*Snapshot, map[string]Counts, status) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	c := make(map[string]Counts, len(e.counts))
+	for k, v := range e.counts {
+		c[k] = *v
+	}
+	return e.snap, c, e.st
+}
+
+// setStatus records the socket's state and logs each change once.
+func (e *endpoint) setStatus(up bool, err error) {
+	msg := ""
+	if err != nil {
+		msg = err.Error()
+	}
+	e.mu.Lock()
+	was := e.st
+	e.st = status{up: up, err: msg}
+	logIt := msg != e.lastLog || was.up != up
+	e.lastLog = msg
+	e.mu.Unlock()
+	if !logIt {
+		return
+	}
+	switch {
+	case msg != "":
+		e.logger.Error("podman socket", "uri", e.uri, "up", up, "err", msg)
+	case up:
+		e.logger.Info("podman socket is up", "uri", e.uri)
+	}
+}
+
+// valuesCtx carries the bindings' connection values under another
+// context's deadline: NewConnection puts the client into the context it
+// returns, and every call must still get its own deadline.
+type valuesCtx struct {
+	context.Context
+	vals context.Context
+}
+
+func (v valuesCtx) Value(k any) any { return v.vals.Value(k) }
+
+// call returns a context for one API call with the given deadline.
+func call(parent, conn context.Context, d time.Duration) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithTimeout(parent, d)
+	return valuesCtx{Context: ctx, vals: conn}, cancel
+}
+
+// run connects, serves until the connection fails, and reconnects with
+// exponential backoff (1 s doubling to 30 s) until ctx ends.
+func (e *endpoint) run(ctx context.Context) {
+	backoff := time.Second
+	for ctx.Err() == nil {
+		began := time.Now()
+		err := e.serve(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		e.setStatus(false, err)
+		if time.Since(began) > time.Minute {
+			backoff = time.Second
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, 30*time.Second)
+	}
+}
+
+// serve runs one connection: the events subscription, the list loop and the
+// stats loop. It returns when the service stops answering.
+func (e *endpoint) serve(parent context.Context) error {
+	pctx, pcancel := context.WithTimeout(parent, e.opts.Timeout)
+	conn, err := bindings.NewConnection(pctx, e.uri)
+	pcancel()
+	if err != nil {
+		return fmt.Errorf("connect: %w", err)
+	}
+	ctx, cancel := context.WithCancel(parent)
+	defer cancel()
+
+	errc := make(chan error, 3)
+	var wg sync.WaitGroup
+	wg.Add(3)
+	go func() { defer wg.Done(); errc <- e.events(ctx, conn) }()
+	go func() { defer wg.Done(); errc <- e.listLoop(ctx, conn) }()
+	go func() { defer wg.Done(); errc <- e.statsLoop(ctx, conn) }()
+	err = <-errc
+	cancel()
+	wg.Wait()
+	return err
+}
+
+// events subscribes to the events stream and counts what it sees. It
+// resumes from the last event seen, so events during a reconnect are
+// counted once.
+func (e *endpoint) events(ctx context.Context, conn context.Context) error {
+	ch := make(chan types.Event, 64)
+	cancelc := make(chan bool, 1)
+	stream := true
+	opts := &system.EventsOptions{Stream: &stream}
+	e.mu.Lock()
+	last := e.lastNano
+	e.mu.Unlock()
+	if last > 0 {
+		since := strconv.FormatInt(last/1e9, 10)
+		opts.Since = &since
+	}
+	// The stream has no deadline of its own: it ends when ctx does or when
+	// the service goes away.
+	if err := system.Events(valuesCtx{Context: ctx, vals: conn}, ch, cancelc, opts); err != nil {
+		return fmt.Errorf("events: %w", err)
+	}
+	defer func() {
+		select {
+		case cancelc <- true:
+		default:
+		}
+		for range ch { //nolint:revive // drain so the decoder goroutine ends
+		}
+	}()
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case ev, ok := <-ch:
+			if !ok {
+				return errors.New("events stream ended")
+			}
+			nano := ev.TimeNano
+			e.mu.Lock()
+			if last > 0 && nano != 0 && nano <= last {
+				e.mu.Unlock()
+				continue // replayed by since=
+			}
+			if nano > e.lastNano {
+				e.lastNano = nano
+			}
+			eff := HandleEvent(ev, e.counts)
+			e.mu.Unlock()
+			if eff.Inspect != "" {
+				e.forceMu.Lock()
+				e.force[eff.Inspect] = true
+				if ev.Action == "died" {
+					e.oomDeaths[eff.Inspect] = true
+				}
+				e.forceMu.Unlock()
+			}
+			if eff.Relist {
+				select {
+				case e.relist <- struct{}{}:
+				default:
+				}
+			}
+		}
+	}
+}
+
+// listLoop lists on the interval and soon after events (at most once a
+// second). A failed list ends the connection.
+func (e *endpoint) listLoop(ctx, conn context.Context) error {
+	t := time.NewTicker(e.opts.ListInterval)
+	defer t.Stop()
+	for {
+		if err := e.list(ctx, conn); err != nil {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		case <-e.relist:
+			// let a burst of events settle
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(time.Second):
+			}
+		}
+	}
+}
+
+func unixOrZero(t time.Time) float64 {
+	if t.IsZero() || t.Unix() <= 0 {
+		return 0
+	}
+	return float64(t.UnixNano()) / 1e9
+}
+
+func secsOrZero(s int64) float64 {
+	if s <= 0 {
+		return 0
+	}
+	return float64(s)
+}
+
+// list refreshes containers (inspecting those that changed), pods, images
+// and volumes, then publishes the new snapshot. Only a failure of the
+// container list is fatal; the others keep their last value and report.
+func (e *endpoint) list(ctx, conn context.Context) error {
+	all := true
+	cctx, cancel := call(ctx, conn, e.opts.Timeout)
+	list, err := containers.List(cctx, &containers.ListOptions{All: &all})
+	cancel()
+	if err != nil {
+		return fmt.Errorf("list containers: %w", err)
+	}
+	var errs []error
+	snap := &Snapshot{ListedAt: time.Now()}
+
+	e.forceMu.Lock()
+	force, oomDeaths := e.force, e.oomDeaths
+	e.force, e.oomDeaths = map[string]bool{}, map[string]bool{}
+	e.forceMu.Unlock()
+
+	// Inspect what changed, four at a time.
+	type job struct {
+		i   int
+		key string
+	}
+	var jobs []job
+	seen := map[string]bool{}
+	for i, c := range list {
+		seen[c.ID] = true
+		key := fmt.Sprintf("%s|%d|%d", c.State, c.StartedAt, c.ExitedAt)
+		old := e.inspect[c.ID]
+		if old == nil || old.key != key || force[c.ID] || (old.hasHealthcheck && c.State == "running") {
+			jobs = append(jobs, job{i, key})
+		}
+	}
+	for id := range e.inspect {
+		if !seen[id] {
+			delete(e.inspect, id)
+		}
+	}
+	gone := map[string]bool{}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 4)
+	for _, j := range jobs {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func(j job) {
+			defer wg.Done()
+			defer func() { <-sem }()
+			id := list[j.i].ID
+			ictx, cancel := call(ctx, conn, e.opts.Timeout)
+			data, err := containers.Inspect(ictx, id, nil)
+			cancel()
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				var me interface{ Code() int }
+				if errors.As(err, &me) && me.Code() == http.StatusNotFound || isNoSuch(err) {
+					gone[id] = true // removed between list and inspect
+					return
+				}
+				errs = append(errs, fmt.Errorf("inspect %.12s: %w", id, err))
+				return
+			}
+			in := &inspected{key: j.key, restarts: float64(data.RestartCount)}
+			if data.Config != nil && data.Config.Healthcheck != nil && len(data.Config.Healthcheck.Test) > 0 && data.Config.Healthcheck.Test[0] != "NONE" {
+				in.hasHealthcheck = true
+			}
+			if data.State != nil {
+				in.oomKilled = data.State.OOMKilled
+				in.finished = unixOrZero(data.State.FinishedAt)
+				if data.State.Health != nil && data.State.Health.Status != "" {
+					in.health = data.State.Health.Status
+					in.hasHealthcheck = true
+				}
+			}
+			if oomDeaths[id] && in.oomKilled {
+				e.mu.Lock()
+				name := ""
+				if len(list[j.i].Names) > 0 {
+					name = list[j.i].Names[0]
+				}
+				if name != "" {
+					if e.counts[name] == nil {
+						e.counts[name] = &Counts{}
+					}
+					e.counts[name].OOMKills++
+				}
+				e.mu.Unlock()
+			}
+			e.inspect[id] = in
+		}(j)
+	}
+	wg.Wait()
+
+	for _, c := range list {
+		if gone[c.ID] || len(c.Names) == 0 {
+			continue
+		}
+		ct := Container{
+			ID: c.ID, Name: c.Names[0], Image: c.Image, Pod: c.PodName, State: c.State,
+			ExitCode: float64(c.ExitCode), Restarts: float64(c.Restarts),
+			Created: unixOrZero(c.Created), Started: secsOrZero(c.StartedAt), IsInfra: c.IsInfra,
+		}
+		if c.Exited {
+			ct.Finished = secsOrZero(c.ExitedAt)
+		}
+		if in := e.inspect[c.ID]; in != nil {
+			ct.Restarts = max(ct.Restarts, in.restarts)
+			ct.Health = in.health
+			if in.finished > 0 && c.Exited {
+				ct.Finished = in.finished
+			}
+		}
+		snap.Containers = append(snap.Containers, ct)
+	}
+	sort.Slice(snap.Containers, func(i, j int) bool { return snap.Containers[i].Name < snap.Containers[j].Name })
+
+	e.mu.Lock()
+	prev := e.snap
+	e.mu.Unlock()
+
+	pctx, cancel := call(ctx, conn, e.opts.Timeout)
+	ps, err := pods.List(pctx, nil)
+	cancel()
+	if err != nil {
+		errs = append(errs, fmt.Errorf("list pods: %w", err))
+		if prev != nil {
+			snap.Pods = prev.Pods
+		}
+	}
+	for _, p := range ps {
+		if p == nil {
+			continue
+		}
+		snap.Pods = append(snap.Pods, Pod{Name: p.Name, State: p.Status, Containers: len(p.Containers)})
+	}
+	sort.Slice(snap.Pods, func(i, j int) bool { return snap.Pods[i].Name < snap.Pods[j].Name })
+
+	ictx, cancel := call(ctx, conn, e.opts.Timeout)
+	imgs, err := images.List(ictx, nil)
+	cancel()
+	if err != nil {
+		errs = append(errs, fmt.Errorf("list images: %w", err))
+		if prev != nil {
+			snap.Images, snap.ImageBytes = prev.Images, prev.ImageBytes
+		}
+	} else {
+		for _, im := range imgs {
+			if im != nil {
+				snap.Images++
+				snap.ImageBytes += float64(im.Size)
+			}
+		}
+	}
+
+	vctx, cancel := call(ctx, conn, e.opts.Timeout)
+	vols, err := volumes.List(vctx, nil)
+	cancel()
+	if err != nil {
+		errs = append(errs, fmt.Errorf("list volumes: %w", err))
+		if prev != nil {
+			snap.Volumes = prev.Volumes
+		}
+	} else {
+		snap.Volumes = len(vols)
+	}
+
+	e.mu.Lock()
+	if prev != nil {
+		snap.Stats, snap.StatsAt = prev.Stats, prev.StatsAt
+	}
+	e.snap = snap
+	e.mu.Unlock()
+	e.setStatus(true, errors.Join(errs...))
+	return nil
+}
+
+func isNoSuch(err error) bool {
+	s := err.Error()
+	return containsAny(s, "no such container", "no container with name or ID")
+}
+
+// statsLoop takes stats of every container on the interval. A failed stats
+// call is reported but does not end the connection: the list still works.
+func (e *endpoint) statsLoop(ctx, conn context.Context) error {
+	t := time.NewTicker(e.opts.StatsInterval)
+	defer t.Stop()
+	for {
+		st, err := e.stats(ctx, conn)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		e.mu.Lock()
+		if err == nil {
+			if e.snap == nil {
+				e.snap = &Snapshot{}
+			}
+			s := *e.snap
+			s.Stats, s.StatsAt = st, time.Now()
+			e.snap = &s
+		}
+		up := e.st.up
+		e.mu.Unlock()
+		if err != nil {
+			e.setStatus(up, err)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+}
+
+// stats asks for one report of every container, using the endpoint both
+// 4.x and 5.x services serve, and decodes it with ParseStats.
+func (e *endpoint) stats(ctx, conn context.Context) (map[string]Stats, error) {
+	client, err := bindings.GetClient(conn)
+	if err != nil {
+		return nil, err
+	}
+	sctx, cancel := call(ctx, conn, 3*e.opts.Timeout)
+	defer cancel()
+	params := url.Values{}
+	params.Set("stream", "false")
+	resp, err := client.DoRequest(sctx, nil, http.MethodGet, "/containers/stats", params, nil)
+	if err != nil {
+		return nil, fmt.Errorf("stats: %w", err)
+	}
+	defer resp.Body.Close()
+	if !resp.IsSuccess() {
+		return nil, fmt.Errorf("stats: %w", resp.Process(nil))
+	}
+	return ParseStats(resp.Body)
+}
