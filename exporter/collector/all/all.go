@@ -9,4 +9,5 @@ import (
 	_ "github.com/pantheros/monitoring/exporter/collector/nix"
 	_ "github.com/pantheros/monitoring/exporter/collector/podman"
 	_ "github.com/pantheros/monitoring/exporter/collector/system"
+	_ "github.com/pantheros/monitoring/exporter/collector/textfile"
 )

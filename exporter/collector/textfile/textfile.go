@@ -1,0 +1,540 @@
+// Package textfile exports the metrics that batch jobs write into *.prom
+// files, the convention of node_exporter's textfile collector: every file
+// of the --collector.textfile.directory directories is parsed with the
+// Prometheus text parser (prometheus/common/expfmt) and its samples are
+// exported as written, with their HELP and type.
+//
+// A file that does not parse, that declares a metric another file declared
+// with another type or help, that repeats a series another file exports, or
+// that exports a name one of the exporter's own collectors exports
+// (collector.Catalog) is skipped as a whole, with one log line naming it and
+// the reason each time its problem changes; the other files are untouched.
+// Jobs must write a temporary file and rename it into place, so that a scrape
+// never sees half a file.
+//
+// Parsing is redone only for files whose inode, size or times changed since
+// the last scrape; an unchanged directory costs a stat per file.
+package textfile
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/alecthomas/kingpin/v2"
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+
+	"github.com/pantheros/monitoring/exporter/collector"
+)
+
+const name = "textfile"
+
+// StaleAfterName is the sample a job writes into its own file to say how
+// old the file may grow before it counts as stale (in seconds). It is not
+// exported as written: it becomes panther_textfile_stale_after_seconds{file}.
+const StaleAfterName = "textfile_stale_after_seconds"
+
+var (
+	mtimeSeconds = collector.Gauge(name, "textfile_mtime_seconds",
+		"Modification time of a *.prom file of the textfile directories.", "file")
+	scrapeError = collector.Gauge(name, "textfile_scrape_error",
+		"1 when the *.prom file could not be used (does not parse, clashes with another file or with a metric of the exporter), else 0.", "file")
+	staleAfter = collector.Gauge(name, "textfile_stale_after_seconds",
+		"How old the file may grow before it counts as stale: the file's own textfile_stale_after_seconds sample, else --collector.textfile.stale-after.", "file")
+)
+
+// Options are the textfile collector's flags.
+type Options struct {
+	Directories []string      // --collector.textfile.directory, repeatable
+	StaleAfter  time.Duration // --collector.textfile.stale-after
+}
+
+var flags Options
+
+func init() {
+	collector.Register(name, false, func(cfg collector.Config) (collector.Collector, error) {
+		return New(cfg, flags)
+	})
+	kingpin.Flag("collector.textfile.directory",
+		"Directory to read *.prom files from (repeatable). Giving one turns the textfile collector on, unless --no-collector.textfile says otherwise; with --collector.disable-defaults also pass --collector.textfile.").
+		PlaceHolder("DIR").Action(enableOnDirectory).StringsVar(&flags.Directories)
+	kingpin.Flag("collector.textfile.stale-after",
+		"Age after which a *.prom file that declares no textfile_stale_after_seconds counts as stale.").
+		Default("24h").DurationVar(&flags.StaleAfter)
+}
+
+// enableOnDirectory switches --collector.textfile on when a directory is
+// given, unless the command line set --collector.textfile itself.
+func enableOnDirectory(ctx *kingpin.ParseContext) error {
+	for _, el := range ctx.Elements {
+		if fc, ok := el.Clause.(*kingpin.FlagClause); ok && fc.Model().Name == "collector."+name {
+			return nil
+		}
+	}
+	if f := kingpin.CommandLine.GetFlag("collector." + name); f != nil {
+		return f.Model().Value.Set("true")
+	}
+	return nil
+}
+
+// Textfile is the textfile collector.
+type Textfile struct {
+	logger     *slog.Logger
+	dirs       []string
+	staleAfter float64
+	builtin    map[string]string // metric name -> collector, from the catalog
+
+	mu    sync.Mutex
+	files map[string]*fileState // by path
+	last  *outcome              // the previous scrape's result
+}
+
+// fileState is what is known of one file across scrapes.
+type fileState struct {
+	key     fileKey
+	parsed  *parsed // nil when the file did not parse
+	err     error   // why it did not parse
+	problem string  // the problem last logged, "" when fine
+}
+
+// fileKey identifies a version of a file without reading it.
+type fileKey struct {
+	dev, ino     uint64
+	size         int64
+	mtime, ctime int64 // ns
+}
+
+// outcome is one scrape's result, kept to be sent again while no file
+// changes.
+type outcome struct {
+	keys    []string // path + key of every file, in order
+	metrics []prometheus.Metric
+}
+
+// New builds the collector.
+func New(cfg collector.Config, o Options) (*Textfile, error) {
+	logger := cfg.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	if o.StaleAfter <= 0 {
+		o.StaleAfter = 24 * time.Hour
+	}
+	t := &Textfile{
+		logger:     logger,
+		staleAfter: o.StaleAfter.Seconds(),
+		builtin:    map[string]string{},
+		files:      map[string]*fileState{},
+	}
+	seen := map[string]bool{}
+	for _, d := range o.Directories {
+		d = filepath.Clean(d)
+		if !seen[d] {
+			seen[d] = true
+			t.dirs = append(t.dirs, d)
+		}
+	}
+	for _, m := range collector.Catalog() {
+		t.builtin[m.Name] = m.Collector
+	}
+	return t, nil
+}
+
+// Update sends the samples of every usable file plus the per-file
+// mtime, error and staleness metrics. It fails only when a directory
+// cannot be listed; a bad file is reported by its scrape_error series and
+// logged.
+func (t *Textfile) Update(ctx context.Context, ch chan<- prometheus.Metric) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var errs []error
+	var paths []string
+	for _, d := range t.dirs {
+		ps, err := listDir(d)
+		if err != nil {
+			errs = append(errs, err)
+		}
+		paths = append(paths, ps...)
+	}
+	keys := make([]string, 0, len(paths))
+	present := make(map[string]bool, len(paths))
+	for _, p := range paths {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		present[p] = true
+		st := t.refresh(p)
+		keys = append(keys, fmt.Sprintf("%s\x00%v", p, st.key))
+	}
+	for p := range t.files {
+		if !present[p] {
+			delete(t.files, p)
+		}
+	}
+	if t.last == nil || !equal(t.last.keys, keys) {
+		t.last = &outcome{keys: keys, metrics: t.build(paths)}
+	}
+	for _, m := range t.last.metrics {
+		ch <- m
+	}
+	return errors.Join(errs...)
+}
+
+func equal(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// listDir returns the *.prom files of dir, sorted.
+func listDir(dir string) ([]string, error) {
+	es, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("textfile directory: %w", err)
+	}
+	var out []string
+	for _, e := range es {
+		n := e.Name()
+		if !strings.HasSuffix(n, ".prom") || strings.HasPrefix(n, ".") || e.IsDir() {
+			continue
+		}
+		out = append(out, filepath.Join(dir, n))
+	}
+	sort.Strings(out)
+	return out, nil
+}
+
+// refresh makes sure the state of path reflects the file as it is now,
+// parsing it again only when it changed.
+func (t *Textfile) refresh(path string) *fileState {
+	st := t.files[path]
+	if st == nil {
+		st = &fileState{}
+		t.files[path] = st
+	}
+	fi, err := os.Stat(path)
+	if err == nil && (st.parsed != nil || st.err != nil) && keyOf(fi) == st.key {
+		return st
+	}
+	st.key, st.parsed, st.err = fileKey{}, nil, nil
+	f, err := os.Open(path)
+	if err != nil {
+		st.err = err
+		return st
+	}
+	defer f.Close()
+	fi, err = f.Stat()
+	if err != nil {
+		st.err = err
+		return st
+	}
+	st.key = keyOf(fi)
+	if !fi.Mode().IsRegular() {
+		st.err = errors.New("not a regular file")
+		return st
+	}
+	data, err := io.ReadAll(f)
+	if err != nil {
+		st.err = err
+		return st
+	}
+	st.parsed, st.err = parse(data)
+	if st.parsed != nil {
+		st.parsed.mtime = float64(fi.ModTime().UnixNano()) / 1e9
+	}
+	return st
+}
+
+func keyOf(fi os.FileInfo) fileKey {
+	k := fileKey{size: fi.Size(), mtime: fi.ModTime().UnixNano()}
+	if s, ok := fi.Sys().(*syscall.Stat_t); ok {
+		k.dev, k.ino = uint64(s.Dev), s.Ino
+		k.ctime = s.Ctim.Sec*1e9 + s.Ctim.Nsec
+	}
+	return k
+}
+
+// build checks the files against each other and the catalog, in path
+// order (the first file to declare a metric wins), logs problems that
+// changed, and returns every metric to send.
+func (t *Textfile) build(paths []string) []prometheus.Metric {
+	type decl struct {
+		typ  dto.MetricType
+		help string
+		file string
+	}
+	declared := map[string]decl{}  // family name -> first declaration
+	exposed := map[string]string{} // exposed sample name -> family name
+	series := map[string]string{}  // series key -> file
+	var out []prometheus.Metric
+	for _, p := range paths {
+		st := t.files[p]
+		problem := ""
+		mtime := math.NaN()
+		if st.err != nil {
+			problem = st.err.Error()
+			if st.key.mtime != 0 {
+				mtime = float64(st.key.mtime) / 1e9
+			}
+		} else {
+			mtime = st.parsed.mtime
+			problem = t.clash(st.parsed, func(f *family) string {
+				if d, ok := declared[f.name]; ok && (d.typ != f.typ || d.help != f.help) {
+					return fmt.Sprintf("metric %s is declared as %s with help %q here, but as %s with help %q by %s",
+						f.name, typeName(f.typ), f.help, typeName(d.typ), d.help, d.file)
+				}
+				for _, n := range f.exposed {
+					if other, ok := exposed[n]; ok && other != f.name {
+						return fmt.Sprintf("metric %s exposes %s, which metric %s of another file exposes too", f.name, n, other)
+					}
+				}
+				for _, k := range f.keys {
+					if other, ok := series[k]; ok {
+						return fmt.Sprintf("series %s is exported by %s already", k, other)
+					}
+				}
+				return ""
+			})
+		}
+		if problem == "" {
+			for _, f := range st.parsed.families {
+				if _, ok := declared[f.name]; !ok {
+					declared[f.name] = decl{f.typ, f.help, p}
+				}
+				for _, n := range f.exposed {
+					exposed[n] = f.name
+				}
+				for _, k := range f.keys {
+					series[k] = p
+				}
+				out = append(out, f.metrics...)
+			}
+		}
+		t.report(p, st, problem)
+		if !math.IsNaN(mtime) {
+			out = append(out, mtimeSeconds.Const(mtime, p))
+		}
+		errV := 0.0
+		if problem != "" {
+			errV = 1
+		}
+		out = append(out, scrapeError.Const(errV, p))
+		sa := t.staleAfter
+		if problem == "" && st.parsed.staleAfter > 0 {
+			sa = st.parsed.staleAfter
+		}
+		out = append(out, staleAfter.Const(sa, p))
+	}
+	return out
+}
+
+// clash returns why the file cannot be used next to the exporter's own
+// metrics and the files before it, or "".
+func (t *Textfile) clash(p *parsed, other func(*family) string) string {
+	for _, f := range p.families {
+		for _, n := range f.exposed {
+			if c, ok := t.builtin[n]; ok {
+				return fmt.Sprintf("metric %s collides with %s of the exporter's own collector %s", f.name, n, c)
+			}
+		}
+		if why := other(f); why != "" {
+			return why
+		}
+	}
+	return ""
+}
+
+// report logs a file's problem when it changed since the last scrape, and
+// its recovery once.
+func (t *Textfile) report(path string, st *fileState, problem string) {
+	if problem == st.problem {
+		return
+	}
+	if problem != "" {
+		t.logger.Warn("textfile skipped", "file", path, "reason", problem)
+	} else {
+		t.logger.Info("textfile usable again", "file", path)
+	}
+	st.problem = problem
+}
+
+func typeName(t dto.MetricType) string {
+	return strings.ToLower(t.String())
+}
+
+// parsed is a file turned into metrics, ready to send.
+type parsed struct {
+	families   []*family
+	mtime      float64
+	staleAfter float64 // the file's textfile_stale_after_seconds, 0 when absent
+}
+
+// family is one metric family of a file.
+type family struct {
+	name    string
+	help    string
+	typ     dto.MetricType
+	exposed []string // the sample names it puts on the wire
+	keys    []string // one per series, to find the same series in two files
+	metrics []prometheus.Metric
+}
+
+// parse reads a file in the Prometheus text format and builds its
+// metrics. Any error makes the whole file unusable.
+func parse(data []byte) (*parsed, error) {
+	tp := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := tp.TextToMetricFamilies(bytes.NewReader(data))
+	if err != nil {
+		return nil, fmt.Errorf("parse: %w", err)
+	}
+	names := make([]string, 0, len(fams))
+	for n := range fams {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	p := &parsed{}
+	for _, n := range names {
+		mf := fams[n]
+		if n == StaleAfterName {
+			v, err := staleAfterValue(mf)
+			if err != nil {
+				return nil, err
+			}
+			p.staleAfter = v
+			continue
+		}
+		f, err := convert(mf)
+		if err != nil {
+			return nil, err
+		}
+		if len(f.metrics) > 0 {
+			p.families = append(p.families, f)
+		}
+	}
+	return p, nil
+}
+
+func staleAfterValue(mf *dto.MetricFamily) (float64, error) {
+	if len(mf.Metric) != 1 || len(mf.Metric[0].Label) != 0 ||
+		(mf.GetType() != dto.MetricType_GAUGE && mf.GetType() != dto.MetricType_UNTYPED) {
+		return 0, fmt.Errorf("%s must be one gauge sample without labels", StaleAfterName)
+	}
+	m := mf.Metric[0]
+	v := m.GetGauge().GetValue()
+	if m.Untyped != nil {
+		v = m.GetUntyped().GetValue()
+	}
+	if !(v > 0) || math.IsInf(v, 0) {
+		return 0, fmt.Errorf("%s must be a positive number of seconds, not %v", StaleAfterName, v)
+	}
+	return v, nil
+}
+
+// convert turns a parsed family into const metrics.
+//
+// These families are only known at scrape time, so their descriptors are
+// built here with prometheus.NewDesc: the one place in the exporter that
+// does not declare its metrics through collector.Gauge/Counter (the
+// catalog holds the panther_textfile_* metrics of this package only).
+func convert(mf *dto.MetricFamily) (*family, error) {
+	f := &family{name: mf.GetName(), help: mf.GetHelp(), typ: mf.GetType()}
+	switch f.typ {
+	case dto.MetricType_SUMMARY:
+		f.exposed = []string{f.name, f.name + "_sum", f.name + "_count"}
+	case dto.MetricType_HISTOGRAM:
+		f.exposed = []string{f.name, f.name + "_bucket", f.name + "_sum", f.name + "_count"}
+	case dto.MetricType_COUNTER, dto.MetricType_GAUGE, dto.MetricType_UNTYPED:
+		f.exposed = []string{f.name}
+	default:
+		return nil, fmt.Errorf("metric %s: type %s is not supported", f.name, typeName(f.typ))
+	}
+	// Series of one family may carry different labels; as node_exporter
+	// does, every series gets every label, empty where it had none (the
+	// same series to Prometheus).
+	labelSet := map[string]bool{}
+	for _, m := range mf.Metric {
+		for _, l := range m.Label {
+			labelSet[l.GetName()] = true
+		}
+	}
+	labels := make([]string, 0, len(labelSet))
+	for l := range labelSet {
+		labels = append(labels, l)
+	}
+	sort.Strings(labels)
+	desc := prometheus.NewDesc(f.name, f.help, labels, nil)
+	own := map[string]bool{}
+	for _, m := range mf.Metric {
+		if m.TimestampMs != nil {
+			return nil, fmt.Errorf("metric %s: samples with timestamps are not supported", f.name)
+		}
+		values := make([]string, len(labels))
+		var key strings.Builder
+		key.WriteString(f.name)
+		key.WriteByte('{')
+		ls := append([]*dto.LabelPair(nil), m.Label...)
+		sort.Slice(ls, func(i, j int) bool { return ls[i].GetName() < ls[j].GetName() })
+		for _, l := range ls {
+			values[sort.SearchStrings(labels, l.GetName())] = l.GetValue()
+			if l.GetValue() != "" {
+				fmt.Fprintf(&key, "%s=%q,", l.GetName(), l.GetValue())
+			}
+		}
+		key.WriteByte('}')
+		k := key.String()
+		if own[k] {
+			return nil, fmt.Errorf("series %s appears twice", k)
+		}
+		own[k] = true
+		f.keys = append(f.keys, k)
+		var pm prometheus.Metric
+		var err error
+		switch f.typ {
+		case dto.MetricType_COUNTER:
+			pm, err = prometheus.NewConstMetric(desc, prometheus.CounterValue, m.GetCounter().GetValue(), values...)
+		case dto.MetricType_GAUGE:
+			pm, err = prometheus.NewConstMetric(desc, prometheus.GaugeValue, m.GetGauge().GetValue(), values...)
+		case dto.MetricType_UNTYPED:
+			pm, err = prometheus.NewConstMetric(desc, prometheus.UntypedValue, m.GetUntyped().GetValue(), values...)
+		case dto.MetricType_SUMMARY:
+			s := m.GetSummary()
+			q := make(map[float64]float64, len(s.Quantile))
+			for _, x := range s.Quantile {
+				q[x.GetQuantile()] = x.GetValue()
+			}
+			pm, err = prometheus.NewConstSummary(desc, s.GetSampleCount(), s.GetSampleSum(), q, values...)
+		case dto.MetricType_HISTOGRAM:
+			h := m.GetHistogram()
+			b := make(map[float64]uint64, len(h.Bucket))
+			for _, x := range h.Bucket {
+				b[x.GetUpperBound()] = x.GetCumulativeCount()
+			}
+			pm, err = prometheus.NewConstHistogram(desc, h.GetSampleCount(), h.GetSampleSum(), b, values...)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("metric %s: %w", f.name, err)
+		}
+		f.metrics = append(f.metrics, pm)
+	}
+	return f, nil
+}

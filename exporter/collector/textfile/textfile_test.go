@@ -1,0 +1,327 @@
+package textfile
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+
+	"github.com/pantheros/monitoring/exporter/collector"
+)
+
+// one wraps the collector for a prometheus.Registry, as the exporter's
+// registry does.
+type one struct{ c collector.Collector }
+
+func (one) Describe(chan<- *prometheus.Desc) {}
+func (o one) Collect(ch chan<- prometheus.Metric) {
+	if err := o.c.Update(context.Background(), ch); err != nil {
+		panic(err)
+	}
+}
+
+// gather runs the collector through a real prometheus.Registry (which
+// checks the families are consistent) and flattens the result.
+func gather(t testing.TB, c collector.Collector) map[string]float64 {
+	t.Helper()
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(one{c})
+	fams, err := reg.Gather()
+	if err != nil {
+		t.Fatalf("gather: %v", err)
+	}
+	return flatten(fams)
+}
+
+// flatten turns families into the sample lines of the text format:
+// name{labels} -> value.
+func flatten(fams []*dto.MetricFamily) map[string]float64 {
+	out := map[string]float64{}
+	for _, f := range fams {
+		for _, m := range f.Metric {
+			var ls []string
+			for _, l := range m.Label {
+				if l.GetValue() != "" {
+					ls = append(ls, fmt.Sprintf("%s=%q", l.GetName(), l.GetValue()))
+				}
+			}
+			key := func(suffix string, extra ...string) string {
+				all := append(append([]string{}, ls...), extra...)
+				sort.Strings(all)
+				return f.GetName() + suffix + "{" + strings.Join(all, ",") + "}"
+			}
+			switch f.GetType() {
+			case dto.MetricType_COUNTER:
+				out[key("")] = m.GetCounter().GetValue()
+			case dto.MetricType_GAUGE:
+				out[key("")] = m.GetGauge().GetValue()
+			case dto.MetricType_UNTYPED:
+				out[key("")] = m.GetUntyped().GetValue()
+			case dto.MetricType_SUMMARY:
+				for _, q := range m.GetSummary().Quantile {
+					out[key("", fmt.Sprintf("quantile=%q", fmt.Sprint(q.GetQuantile())))] = q.GetValue()
+				}
+				out[key("_sum")] = m.GetSummary().GetSampleSum()
+				out[key("_count")] = float64(m.GetSummary().GetSampleCount())
+			case dto.MetricType_HISTOGRAM:
+				for _, b := range m.GetHistogram().Bucket {
+					out[key("_bucket", fmt.Sprintf("le=%q", fmt.Sprint(b.GetUpperBound())))] = float64(b.GetCumulativeCount())
+				}
+				out[key("_sum")] = m.GetHistogram().GetSampleSum()
+				out[key("_count")] = float64(m.GetHistogram().GetSampleCount())
+			}
+		}
+	}
+	return out
+}
+
+// fromFile is what expfmt itself reads from a fixture, flattened the same
+// way: the expected samples.
+func fromFile(t testing.TB, path string) map[string]float64 {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tp := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := tp.TextToMetricFamilies(bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var list []*dto.MetricFamily
+	for n, f := range fams {
+		if n != StaleAfterName {
+			list = append(list, f)
+		}
+	}
+	return flatten(list)
+}
+
+func newTextfile(t testing.TB, logs *bytes.Buffer, dirs ...string) *Textfile {
+	t.Helper()
+	var h slog.Handler = slog.DiscardHandler
+	if logs != nil {
+		h = slog.NewTextHandler(logs, nil)
+	}
+	c, err := New(collector.Config{Logger: slog.New(h)}, Options{Directories: dirs, StaleAfter: 24 * time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func mtimeOf(t testing.TB, p string) float64 {
+	fi, err := os.Stat(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return float64(fi.ModTime().UnixNano()) / 1e9
+}
+
+func TestGoodFiles(t *testing.T) {
+	dir := filepath.Join("testdata", "good")
+	got := gather(t, newTextfile(t, nil, dir))
+	for _, f := range []string{"backup.prom", "deploy.prom"} {
+		p := filepath.Join(dir, f)
+		for k, v := range fromFile(t, p) {
+			if g, ok := got[k]; !ok || g != v {
+				t.Errorf("%s: %s = %v (present %v), file says %v", f, k, g, ok, v)
+			}
+		}
+		fl := fmt.Sprintf("{file=%q}", p)
+		if got["panther_textfile_mtime_seconds"+fl] != mtimeOf(t, p) {
+			t.Errorf("%s mtime %v", f, got["panther_textfile_mtime_seconds"+fl])
+		}
+		if v, ok := got["panther_textfile_scrape_error"+fl]; !ok || v != 0 {
+			t.Errorf("%s scrape_error %v %v", f, v, ok)
+		}
+	}
+	// backup.prom declares its own staleness, deploy.prom gets the default.
+	if v := got[fmt.Sprintf("panther_textfile_stale_after_seconds{file=%q}", filepath.Join(dir, "backup.prom"))]; v != 93600 {
+		t.Errorf("backup stale after %v", v)
+	}
+	if v := got[fmt.Sprintf("panther_textfile_stale_after_seconds{file=%q}", filepath.Join(dir, "deploy.prom"))]; v != 86400 {
+		t.Errorf("deploy stale after %v", v)
+	}
+	if _, ok := got["textfile_stale_after_seconds{}"]; ok {
+		t.Error("textfile_stale_after_seconds exported as written")
+	}
+}
+
+func TestMixedFiles(t *testing.T) {
+	dir := filepath.Join("testdata", "mixed")
+	var logs bytes.Buffer
+	c := newTextfile(t, &logs, dir)
+	got := gather(t, c)
+	errs := map[string]float64{"backup.prom": 0, "deploy.prom": 0, "jobs_a.prom": 0, "garbled.prom": 1, "jobs_b.prom": 1, "builtin.prom": 1}
+	for f, want := range errs {
+		p := filepath.Join(dir, f)
+		if v, ok := got[fmt.Sprintf("panther_textfile_scrape_error{file=%q}", p)]; !ok || v != want {
+			t.Errorf("%s: scrape_error %v (present %v), want %v", f, v, ok, want)
+		}
+		if got[fmt.Sprintf("panther_textfile_mtime_seconds{file=%q}", p)] != mtimeOf(t, p) {
+			t.Errorf("%s: mtime missing", f)
+		}
+		samples := fromFileLenient(p)
+		for k, v := range samples {
+			g, ok := got[k]
+			if want == 0 && (!ok || g != v) {
+				t.Errorf("%s: %s = %v (present %v), file says %v", f, k, g, ok, v)
+			}
+			if want == 1 && ok && !strings.HasPrefix(k, "panther_scrape_collector_success") {
+				t.Errorf("%s was skipped but %s is exported", f, k)
+			}
+		}
+	}
+	if _, ok := got[`panther_scrape_collector_success{collector="backup"}`]; ok {
+		t.Error("builtin.prom's sample exported")
+	}
+	// A second and third scrape log nothing new: once per change.
+	gather(t, c)
+	gather(t, c)
+	l := logs.String()
+	for f, reason := range map[string]string{
+		"garbled.prom": "parse: text format parsing error in line 4: unexpected end of label value",
+		"jobs_b.prom":  `metric scrub_runs is declared as counter with help \"Scrub runs started by the scrub timer.\" here, but as gauge`,
+		"builtin.prom": "metric panther_scrape_collector_success collides with panther_scrape_collector_success of the exporter's own collector exporter",
+	} {
+		if n := strings.Count(l, filepath.Join(dir, f)); n != 1 {
+			t.Errorf("%s logged %d times, want once:\n%s", f, n, l)
+		}
+		if !strings.Contains(l, reason) {
+			t.Errorf("log does not give the reason %q for %s:\n%s", reason, f, l)
+		}
+	}
+	if strings.Count(l, "\n") != 3 {
+		t.Errorf("want 3 log lines:\n%s", l)
+	}
+}
+
+// fromFileLenient is fromFile for files that may not parse (none then).
+func fromFileLenient(path string) map[string]float64 {
+	b, _ := os.ReadFile(path)
+	tp := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := tp.TextToMetricFamilies(bytes.NewReader(b))
+	if err != nil {
+		return nil
+	}
+	var list []*dto.MetricFamily
+	for n, f := range fams {
+		if n != StaleAfterName {
+			list = append(list, f)
+		}
+	}
+	return flatten(list)
+}
+
+// A file replaced by rename is read anew; one fixed logs its recovery; a
+// removed file disappears.
+func TestChangesAndRecovery(t *testing.T) {
+	dir := t.TempDir()
+	var logs bytes.Buffer
+	c := newTextfile(t, &logs, dir)
+	p := filepath.Join(dir, "job.prom")
+	write := func(content string) {
+		tmp := filepath.Join(dir, ".job.prom.tmp")
+		if err := os.WriteFile(tmp, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(tmp, p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("job_runs_total 1\n")
+	if v := gather(t, c)["job_runs_total{}"]; v != 1 {
+		t.Fatalf("first value %v", v)
+	}
+	write("job_runs_total 2\n")
+	if v := gather(t, c)["job_runs_total{}"]; v != 2 {
+		t.Fatalf("after rename %v", v)
+	}
+	write("job_runs_total{ 3\n")
+	got := gather(t, c)
+	if _, ok := got["job_runs_total{}"]; ok || got[fmt.Sprintf("panther_textfile_scrape_error{file=%q}", p)] != 1 {
+		t.Fatalf("garbled: %v", got)
+	}
+	write("job_runs_total 4\n")
+	if v := gather(t, c)["job_runs_total{}"]; v != 4 {
+		t.Fatalf("after fix %v", v)
+	}
+	if !strings.Contains(logs.String(), "textfile usable again") {
+		t.Errorf("recovery not logged:\n%s", logs.String())
+	}
+	os.Remove(p)
+	if got := gather(t, c); len(got) != 0 {
+		t.Errorf("removed file still exported: %v", got)
+	}
+}
+
+func TestBadFilesInParser(t *testing.T) {
+	for name, content := range map[string]string{
+		"timestamp":       "x 1 1700000000000\n",
+		"duplicate":       "x{a=\"1\"} 1\nx{a=\"1\"} 2\n",
+		"stale not gauge": "# TYPE textfile_stale_after_seconds counter\ntextfile_stale_after_seconds 5\n",
+		"stale negative":  "textfile_stale_after_seconds -5\n",
+		"stale labels":    "textfile_stale_after_seconds{a=\"b\"} 5\n",
+		"bad utf8":        "x{a=\"\xff\"} 1\n",
+	} {
+		if _, err := parse([]byte(content)); err == nil {
+			t.Errorf("%s: no error", name)
+		}
+	}
+}
+
+func TestMissingDirectory(t *testing.T) {
+	c := newTextfile(t, nil, filepath.Join(t.TempDir(), "nope"))
+	err := c.Update(context.Background(), make(chan prometheus.Metric, 10))
+	if err == nil || !strings.Contains(err.Error(), "nope") {
+		t.Fatalf("error %v does not name the directory", err)
+	}
+}
+
+// FuzzParse feeds arbitrary files through the parser path; whatever it
+// accepts must gather cleanly.
+func FuzzParse(f *testing.F) {
+	for _, d := range []string{"good", "mixed"} {
+		ps, _ := filepath.Glob(filepath.Join("testdata", d, "*.prom"))
+		for _, p := range ps {
+			b, _ := os.ReadFile(p)
+			f.Add(b)
+		}
+	}
+	f.Add([]byte("a{le=\"1\"} 1\n# TYPE h histogram\nh_bucket{le=\"+Inf\"} 1\nh_count 1\nh_sum NaN\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		p, err := parse(data)
+		if err != nil {
+			return
+		}
+		reg := prometheus.NewRegistry()
+		reg.MustRegister(metricsOf{p})
+		if _, err := reg.Gather(); err != nil {
+			t.Fatalf("accepted %q but gather fails: %v", data, err)
+		}
+	})
+}
+
+// metricsOf collects the metrics of one parsed file.
+type metricsOf struct{ p *parsed }
+
+func (metricsOf) Describe(chan<- *prometheus.Desc) {}
+func (m metricsOf) Collect(ch chan<- prometheus.Metric) {
+	for _, f := range m.p.families {
+		for _, x := range f.metrics {
+			ch <- x
+		}
+	}
+}
