@@ -137,7 +137,7 @@ func (s *Sink) Flush() FlushResult {
 		if !s.opts.Include.MatchString(name) || (s.opts.Exclude != nil && s.opts.Exclude.MatchString(name)) {
 			continue
 		}
-		all = appendFamily(all, mf)
+		all = appendFamily(all, mf, start)
 	}
 	var res FlushResult
 	if s.opts.MaxSeries > 0 && len(all) > s.opts.MaxSeries {
@@ -197,8 +197,11 @@ func (s *Sink) Flush() FlushResult {
 
 // appendFamily turns one metric family into series. Summaries and
 // histograms send their _sum and _count as counters (buckets and quantiles
-// are left out).
-func appendFamily(out []series, mf *dto.MetricFamily) []series {
+// are left out). A gauge named *_timestamp_seconds with a value above 0 also
+// sends its age, now minus the timestamp, as *_age_seconds (see AgeName):
+// Datadog queries have no time(), so "how long since the last scrub" can
+// only be monitored if the sink sends it.
+func appendFamily(out []series, mf *dto.MetricFamily, now time.Time) []series {
 	name := mf.GetName()
 	for _, m := range mf.GetMetric() {
 		tags, key := tagsOf(m)
@@ -210,7 +213,11 @@ func appendFamily(out []series, mf *dto.MetricFamily) []series {
 		case dto.MetricType_COUNTER:
 			add(name, m.GetCounter().GetValue(), true)
 		case dto.MetricType_GAUGE:
-			add(name, m.GetGauge().GetValue(), false)
+			v := m.GetGauge().GetValue()
+			add(name, v, false)
+			if age, ok := AgeName(name); ok && v > 0 {
+				add(age, float64(now.UnixNano())/1e9-v, false)
+			}
 		case dto.MetricType_UNTYPED:
 			add(name, m.GetUntyped().GetValue(), false)
 		case dto.MetricType_SUMMARY:

@@ -2,6 +2,7 @@ package datadog
 
 import (
 	"bytes"
+	"fmt"
 	"log/slog"
 	"net"
 	"path/filepath"
@@ -354,5 +355,29 @@ func TestFromEnv(t *testing.T) {
 	s.Flush()
 	if got := lines(rc.datagrams(t)); len(got) != 1 || !strings.HasPrefix(got[0], "panther.btrfs.used_bytes:3|g") {
 		t.Errorf("via DD_AGENT_HOST got %q", got)
+	}
+}
+
+// Timestamp gauges also send their age: Datadog has no time().
+func TestAgeOfTimestamps(t *testing.T) {
+	rc := listenUDP(t)
+	reg := prometheus.NewRegistry()
+	ts := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "panther_btrfs_scrub_last_finished_timestamp_seconds", Help: "h"}, []string{"uuid"})
+	reg.MustRegister(ts)
+	before := time.Now()
+	ts.WithLabelValues("u1").Set(float64(before.Unix() - 3600))
+	ts.WithLabelValues("never").Set(0) // no scrub yet: no age
+	s, _ := newSink(t, reg, Options{Address: rc.addr})
+	s.Flush()
+	got := lines(rc.datagrams(t))
+	if len(got) != 3 {
+		t.Fatalf("got %q, want the two timestamps and one age", got)
+	}
+	var age float64
+	if _, err := fmt.Sscanf(got[0], "panther.btrfs.scrub_last_finished_age_seconds:%g|g|#uuid:u1", &age); err != nil {
+		t.Fatalf("age line %q: %v", got[0], err)
+	}
+	if max := time.Since(before).Seconds() + 3601; age < 3599 || age > max {
+		t.Errorf("age %v, want about 3600", age)
 	}
 }

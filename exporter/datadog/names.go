@@ -46,3 +46,15 @@ var tagReplacer = strings.NewReplacer(",", "_", "|", "_", "#", "_", "\n", "_", "
 func tag(name, value string) string {
 	return name + ":" + tagReplacer.Replace(value)
 }
+
+// AgeName returns the Prometheus-style name of the age series the sink
+// derives from a timestamp gauge: panther_btrfs_scrub_last_finished_timestamp_seconds
+// -> panther_btrfs_scrub_last_finished_age_seconds (sent as
+// panther.btrfs.scrub_last_finished_age_seconds). ok is false for other names.
+func AgeName(promName string) (string, bool) {
+	const ts = "_timestamp_seconds"
+	if !strings.HasSuffix(promName, ts) {
+		return "", false
+	}
+	return strings.TrimSuffix(promName, ts) + "_age_seconds", true
+}
