@@ -425,6 +425,15 @@ func TestBootFinishesWhileWatched(t *testing.T) {
 	if v, _ := fams.Value("panther_boot_stage_duration_seconds", map[string]string{"stage": "total"}); usec(v) != expectedStages(laptop)["total"] {
 		t.Errorf("total %v", v)
 	}
+	// Units whose state changed (activating -> active) are read again:
+	// their blame appears with the finished boot's figure.
+	eventually(t, 10*time.Second, "blame of a unit that finished activating", func() error {
+		v, ok := e.Scrape(t).Value("panther_boot_unit_activation_seconds", map[string]string{"unit": "NetworkManager-wait-online.service"})
+		if !ok || usec(v) != expectedBlame(laptop)["NetworkManager-wait-online.service"] {
+			return fmt.Errorf("%v (%v)", v, ok)
+		}
+		return nil
+	})
 
 	// Read once per boot: further scrapes do not ask for the Manager's
 	// properties, and a change there is not seen.

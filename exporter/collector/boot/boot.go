@@ -3,8 +3,12 @@
 // jobs, read from the systemd manager over D-Bus (godbus/dbus).
 //
 // The boot timestamps are read once per boot, after the boot finished (until
-// then on every scrape); the unit list, blame and timers at most once per
-// --collector.boot.unit-refresh-interval. A lost bus connection fails the
+// then on every scrape; a new /proc/sys/kernel/random/boot_id starts over);
+// the unit list, blame and timers at most once per
+// --collector.boot.unit-refresh-interval. Blame needs one GetAll per unit:
+// a refresh reads only units that are new or changed state since they were
+// last read, and every tenth refresh reads all of them (to catch a unit
+// restarted back into the same state). A lost bus connection fails the
 // scrape and is made again on the next one.
 package boot
 
@@ -41,6 +45,10 @@ type Options struct {
 	BlameInclude    string        // regexp of units always in blame
 	TimersInclude   string        // regexp of timer units to export
 	RefreshInterval time.Duration // unit list refreshed at most this often
+	// FullRefreshEvery: every this many refreshes, re-read the timestamps
+	// of every unit; in between only of units that are new or whose state
+	// changed. 0 means 10.
+	FullRefreshEvery int
 }
 
 var flags Options
@@ -116,6 +124,15 @@ type Boot struct {
 	boot   *bootState          // nil until read; kept once finished
 	units  []prometheus.Metric // unit list, blame and timer metrics of the last refresh
 	unitAt time.Time
+	// unitTimes caches each unit's timestamps by object path, with the
+	// state they were read in; refreshes counts unit refreshes.
+	unitTimes map[dbus.ObjectPath]cachedUnit
+	refreshes int
+}
+
+type cachedUnit struct {
+	active, sub string
+	times       UnitTimes
 }
 
 type bootState struct {
@@ -141,6 +158,9 @@ func New(cfg collector.Config, o Options) (*Boot, error) {
 		if b.timerInc, err = regexp.Compile(o.TimersInclude); err != nil {
 			return nil, fmt.Errorf("--collector.boot.timers-include: %w", err)
 		}
+	}
+	if b.opts.FullRefreshEvery <= 0 {
+		b.opts.FullRefreshEvery = 10
 	}
 	if o.BlameTop < 0 {
 		return nil, fmt.Errorf("--collector.boot.blame-top: %d < 0", o.BlameTop)
@@ -229,7 +249,7 @@ func (b *Boot) Update(ctx context.Context, ch chan<- prometheus.Metric) error {
 	defer b.mu.Unlock()
 
 	if id := b.readBootID(); id != b.bootID {
-		b.bootID, b.boot, b.units = id, nil, nil
+		b.bootID, b.boot, b.units, b.unitTimes = id, nil, nil, nil
 	}
 	var errs []error
 	conn, err := b.connect(ctx)
@@ -372,23 +392,22 @@ func (b *Boot) readUnits(ctx context.Context, conn *dbus.Conn) ([]prometheus.Met
 	return out, nil
 }
 
-// pipeline runs GetAll(iface) on every path, at most inFlight at a time,
-// and calls fn with each answer as it arrives. A D-Bus error for one object
-// (it went away between the list and the call) is passed to fn; a transport
-// error stops new calls and is returned once the started ones are back.
-func pipeline(ctx context.Context, conn *dbus.Conn, paths []dbus.ObjectPath, iface string,
-	fn func(i int, props map[string]dbus.Variant, err error)) error {
+// pipeline makes n calls, at most inFlight at a time: start(i, done)
+// sends call i with done as its channel, and fn gets each answered call as
+// it arrives. A D-Bus error (the peer answered, e.g. the unit went away) is
+// fn's to handle; a transport error stops new calls and is returned once
+// the started ones are back.
+func pipeline(n int, start func(i int, done chan *dbus.Call) *dbus.Call, fn func(i int, c *dbus.Call)) error {
 	done := make(chan *dbus.Call, inFlight)
 	index := make(map[*dbus.Call]int, inFlight)
 	next, pending := 0, 0
-	start := func() {
-		c := conn.Object(busName, paths[next]).GoWithContext(ctx, propsGetAll, 0, done, iface)
-		index[c] = next
+	send := func() {
+		index[start(next, done)] = next
 		next++
 		pending++
 	}
-	for next < len(paths) && next < inFlight {
-		start()
+	for next < n && next < inFlight {
+		send()
 	}
 	var firstErr error
 	for pending > 0 {
@@ -402,36 +421,66 @@ func pipeline(ctx context.Context, conn *dbus.Conn, paths []dbus.ObjectPath, ifa
 			}
 			continue
 		}
-		if next < len(paths) && firstErr == nil {
-			start()
+		if next < n && firstErr == nil {
+			send()
 		}
-		var props map[string]dbus.Variant
-		err := c.Err
-		if err == nil {
-			err = c.Store(&props)
-		}
-		fn(i, props, err)
+		fn(i, c)
 	}
 	return firstErr
 }
 
+// getAll pipelines GetAll(iface) on paths; fn gets each answer (or the
+// D-Bus error for that object).
+func getAll(ctx context.Context, conn *dbus.Conn, paths []dbus.ObjectPath, iface string,
+	fn func(i int, props map[string]dbus.Variant, err error)) error {
+	return pipeline(len(paths), func(i int, done chan *dbus.Call) *dbus.Call {
+		return conn.Object(busName, paths[i]).GoWithContext(ctx, propsGetAll, 0, done, iface)
+	}, func(i int, c *dbus.Call) {
+		var props map[string]dbus.Variant
+		err := c.Store(&props)
+		fn(i, props, err)
+	})
+}
+
+// blame reads the timestamps of the units that need it (all on a full
+// refresh, else those new or changed state since they were read) and
+// computes blame from them all.
 func (b *Boot) blame(ctx context.Context, conn *dbus.Conn, units []unitStatus) ([]blamed, error) {
-	paths := make([]dbus.ObjectPath, len(units))
+	full := b.refreshes%b.opts.FullRefreshEvery == 0
+	cache := make(map[dbus.ObjectPath]cachedUnit, len(units))
+	var need []int
 	for i, u := range units {
-		paths[i] = u.Path
+		c, ok := b.unitTimes[u.Path]
+		if full || !ok || c.active != u.ActiveState || c.sub != u.SubState {
+			need = append(need, i)
+			continue
+		}
+		cache[u.Path] = c
 	}
-	a := b.boot.analysis
-	var all []blamed
-	err := pipeline(ctx, conn, paths, unitIfc, func(i int, props map[string]dbus.Variant, err error) {
+	paths := make([]dbus.ObjectPath, len(need))
+	for j, i := range need {
+		paths[j] = units[i].Path
+	}
+	err := getAll(ctx, conn, paths, unitIfc, func(j int, props map[string]dbus.Variant, err error) {
 		if err != nil {
-			return
+			return // the unit went away
 		}
-		if usec, ok := a.Blame(ParseUnitTimes(props)); ok {
-			all = append(all, blamed{units[i].Name, usec})
-		}
+		u := units[need[j]]
+		cache[u.Path] = cachedUnit{u.ActiveState, u.SubState, ParseUnitTimes(props)}
 	})
 	if err != nil {
 		return nil, err
+	}
+	b.unitTimes = cache
+	b.refreshes++
+	a := b.boot.analysis
+	var all []blamed
+	for _, u := range units {
+		if c, ok := cache[u.Path]; ok {
+			if usec, ok := a.Blame(c.times); ok {
+				all = append(all, blamed{u.Name, usec})
+			}
+		}
 	}
 	return SelectBlame(all, b.opts.BlameTop, b.blameInc), nil
 }
@@ -461,44 +510,58 @@ func (b *Boot) timers(ctx context.Context, conn *dbus.Conn, timers []unitStatus,
 	_ = unix.ClockGettime(unix.CLOCK_MONOTONIC, &nowMono)
 	nowRealtime := uint64(time.Now().UnixMicro())
 	nowMonotonic := uint64(nowMono.Nano() / 1000)
-	for _, tu := range timers {
-		var props map[string]dbus.Variant
-		err := conn.Object(busName, tu.Path).CallWithContext(ctx, propsGetAll, 0, timerIfc).Store(&props)
+
+	paths := make([]dbus.ObjectPath, len(timers))
+	for i, t := range timers {
+		paths[i] = t.Path
+	}
+	services := make([]string, len(timers))
+	err := getAll(ctx, conn, paths, timerIfc, func(i int, props map[string]dbus.Variant, err error) {
 		if err != nil {
-			if isDBusError(err) {
-				continue // the timer went away
-			}
-			return nil, err
+			return // the timer went away
 		}
+		name := timers[i].Name
 		last, _ := props["LastTriggerUSec"].Value().(uint64)
 		if last == usecInfinity {
 			last = 0
 		}
-		out = append(out, timerLast.Const(seconds(last), tu.Name))
+		out = append(out, timerLast.Const(seconds(last), name))
 		nextRT, _ := props["NextElapseUSecRealtime"].Value().(uint64)
 		nextMono, _ := props["NextElapseUSecMonotonic"].Value().(uint64)
 		if next := NextElapse(nowRealtime, nowMonotonic, nextRT, nextMono); timestampIsSet(next) {
-			out = append(out, timerNext.Const(seconds(next), tu.Name))
+			out = append(out, timerNext.Const(seconds(next), name))
 		}
-		svc, _ := props["Unit"].Value().(string)
-		if svc == "" {
-			continue
+		services[i], _ = props["Unit"].Value().(string)
+	})
+	if err != nil {
+		return nil, err
+	}
+	// The Result of the service each timer starts.
+	var idx []int
+	for i, s := range services {
+		if s != "" {
+			idx = append(idx, i)
 		}
+	}
+	err = pipeline(len(idx), func(j int, done chan *dbus.Call) *dbus.Call {
+		svc := services[idx[j]]
 		path, ok := byName[svc]
 		if !ok {
 			path = UnitPath(svc)
 		}
+		return conn.Object(busName, path).GoWithContext(ctx, propsGet, 0, done, serviceIfc, "Result")
+	}, func(j int, c *dbus.Call) {
 		var v dbus.Variant
-		err = conn.Object(busName, path).CallWithContext(ctx, propsGet, 0, serviceIfc, "Result").Store(&v)
-		if err != nil {
-			if isDBusError(err) {
-				continue // not loaded, or not a service
-			}
-			return nil, err
+		if c.Store(&v) != nil {
+			return // not loaded, or not a service
 		}
 		if res, ok := v.Value().(string); ok && res != "" {
-			out = append(out, timerResult.Const(1, tu.Name, svc, res))
+			i := idx[j]
+			out = append(out, timerResult.Const(1, timers[i].Name, services[i], res))
 		}
+	})
+	if err != nil {
+		return nil, err
 	}
 	return out, nil
 }
