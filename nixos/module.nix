@@ -1,0 +1,246 @@
+# NixOS module of panther-exporter (host side, services.panther-exporter).
+# It also imports ./monitoring.nix (server side, services.panther-monitoring).
+#
+#   imports = [ panther.nixosModules.default ];
+#   services.panther-exporter = {
+#     enable = true;
+#     openFirewall = true;
+#     podman.sockets.system = "unix:///run/podman/podman.sock";
+#   };
+#
+# The service is sandboxed like nixpkgs' Prometheus exporters
+# (nixos/modules/services/monitoring/prometheus/exporters.nix) plus a system
+# call filter; the settings live in ./hardening.nix, shared with the plain
+# unit ./panther-exporter.service, and each capability is explained there.
+# nixos/nixos_test.go checks that every flag written below exists in the
+# binary and that the plain unit carries the same hardening.
+{ config, lib, pkgs, utils, ... }:
+
+let
+  inherit (lib)
+    getExe hasInfix literalExpression mapAttrsToList mkEnableOption mkIf
+    mkOption optional optionals types;
+
+  cfg = config.services.panther-exporter;
+
+  # Every collector of the binary, for the enable/disable options (the Go
+  # test checks that `--collector.NAME` exists for each).
+  collectorNames = [ "boot" "btrfs" "nix" "podman" "system" "textfile" ];
+
+  listen =
+    if cfg.listenAddress == "" then ":${toString cfg.port}"
+    else if hasInfix ":" cfg.listenAddress then "[${cfg.listenAddress}]:${toString cfg.port}"
+    else "${cfg.listenAddress}:${toString cfg.port}";
+
+  flags =
+    [ "--web.listen-address=${listen}" ]
+    ++ optional cfg.disableDefaultCollectors "--collector.disable-defaults"
+    ++ map (c: "--collector.${c}") cfg.enabledCollectors
+    ++ map (c: "--no-collector.${c}") cfg.disabledCollectors
+    ++ mapAttrsToList (name: uri: "--collector.podman.socket=${name}=${uri}") cfg.podman.sockets
+    ++ optional cfg.podman.rootless "--collector.podman.rootless"
+    ++ optional (cfg.boot.dbusAddress != null) "--collector.boot.dbus-address=${cfg.boot.dbusAddress}"
+    ++ optional (cfg.textfileDirectory != null) "--collector.textfile.directory=${cfg.textfileDirectory}"
+    ++ optionals (cfg.datadog.address != null) (
+      [ "--datadog.address=${cfg.datadog.address}"
+        "--datadog.interval=${cfg.datadog.interval}" ]
+      ++ map (t: "--datadog.tags=${t}") cfg.datadog.tags
+      ++ optional (cfg.datadog.include != null) "--datadog.include=${cfg.datadog.include}"
+      ++ optional (cfg.datadog.exclude != null) "--datadog.exclude=${cfg.datadog.exclude}")
+    ++ optional (cfg.webConfigFile != null) "--web.config.file=${cfg.webConfigFile}"
+    ++ cfg.extraFlags;
+
+  hardening = import ./hardening.nix;
+in
+{
+  imports = [ ./monitoring.nix ];
+
+  options.services.panther-exporter = {
+    enable = mkEnableOption "panther-exporter, the pantherOS metrics exporter (system, Btrfs, Podman, boot, Nix)";
+
+    package = mkOption {
+      type = types.package;
+      # go.mod needs Go >= 1.26.8; nixpkgs' default Go may be older.
+      default = pkgs.callPackage ./package.nix { buildGoModule = pkgs.buildGo126Module or pkgs.buildGoModule; };
+      defaultText = literalExpression "pkgs.callPackage ./package.nix { }";
+      description = "The panther-exporter package to run.";
+    };
+
+    listenAddress = mkOption {
+      type = types.str;
+      default = "";
+      example = "127.0.0.1";
+      description = ''
+        Address to listen on; empty listens on every address (IPv4 and IPv6).
+        An IPv6 address is given without brackets.
+      '';
+    };
+
+    port = mkOption {
+      type = types.port;
+      default = 9567;
+      description = "Port to listen on.";
+    };
+
+    openFirewall = mkOption {
+      type = types.bool;
+      default = false;
+      description = "Open {option}`port` in the firewall for Prometheus to scrape.";
+    };
+
+    disableDefaultCollectors = mkOption {
+      type = types.bool;
+      default = false;
+      description = "Turn off every collector not named in {option}`enabledCollectors`.";
+    };
+
+    enabledCollectors = mkOption {
+      type = types.listOf (types.enum collectorNames);
+      default = [ ];
+      example = [ "btrfs" "podman" ];
+      description = "Collectors to turn on (`--collector.NAME`).";
+    };
+
+    disabledCollectors = mkOption {
+      type = types.listOf (types.enum collectorNames);
+      default = [ ];
+      example = [ "podman" ];
+      description = "Collectors to turn off (`--no-collector.NAME`).";
+    };
+
+    podman = {
+      sockets = mkOption {
+        type = types.attrsOf types.str;
+        default = { };
+        example = literalExpression ''{ system = "unix:///run/podman/podman.sock"; }'';
+        description = ''
+          Podman API sockets to watch: socket label (the `socket` label of
+          the metrics) to URI. Empty keeps the binary's default socket.
+        '';
+      };
+      rootless = mkOption {
+        type = types.bool;
+        default = false;
+        description = ''
+          Also watch every rootless service socket
+          /run/user/UID/podman/podman.sock, named after its user. The
+          service passes the 0700 /run/user/UID directories with
+          CAP_DAC_READ_SEARCH, but connecting needs write access to the
+          socket (mode 0660, the user's primary group): list those groups
+          in {option}`supplementaryGroups`.
+        '';
+      };
+      group = mkOption {
+        type = types.nullOr types.str;
+        default = if config.virtualisation.podman.enable or false then "podman" else null;
+        defaultText = literalExpression ''if config.virtualisation.podman.enable then "podman" else null'';
+        description = ''
+          Supplementary group of the service that may open the Podman API
+          socket. NixOS's podman module creates the group `podman`; its
+          socket is reachable by that group when
+          `virtualisation.podman.dockerSocket.enable` is set, else give
+          podman.socket `SocketGroup=podman` and `SocketMode=0660`.
+        '';
+      };
+    };
+
+    supplementaryGroups = mkOption {
+      type = types.listOf types.str;
+      default = [ ];
+      example = [ "alice" ];
+      description = "More groups for the service, e.g. those of rootless Podman sockets.";
+    };
+
+    boot.dbusAddress = mkOption {
+      type = types.nullOr types.str;
+      default = null;
+      example = "unix:path=/run/dbus/system_bus_socket";
+      description = "D-Bus address of systemd's bus for the boot collector; null uses the system bus.";
+    };
+
+    textfileDirectory = mkOption {
+      type = types.nullOr types.path;
+      default = null;
+      example = "/var/lib/panther-exporter/textfile";
+      description = ''
+        Directory of *.prom files for the textfile collector. Other
+        services write there; the exporter only reads it.
+      '';
+    };
+
+    datadog = {
+      address = mkOption {
+        type = types.nullOr types.str;
+        default = null;
+        example = "127.0.0.1:8125";
+        description = ''
+          DogStatsD address (host:port for UDP, or unix:///path/to/dsd.socket).
+          null turns the Datadog sink off.
+        '';
+      };
+      interval = mkOption {
+        type = types.str;
+        default = "15s";
+        description = "How often the DogStatsD sink gathers and sends.";
+      };
+      tags = mkOption {
+        type = types.listOf types.str;
+        default = [ ];
+        example = [ "env:prod" "role:nas" ];
+        description = "Tags (key:value) added to every DogStatsD metric.";
+      };
+      include = mkOption {
+        type = types.nullOr types.str;
+        default = null;
+        example = "^panther_(btrfs|podman)_";
+        description = "Send only metrics whose Prometheus name matches this regex; null keeps the binary's default.";
+      };
+      exclude = mkOption {
+        type = types.nullOr types.str;
+        default = null;
+        example = "^panther_podman_container_cpu_";
+        description = "Do not send metrics whose Prometheus name matches this regex; null keeps the binary's default.";
+      };
+    };
+
+    webConfigFile = mkOption {
+      type = types.nullOr types.path;
+      default = null;
+      description = ''
+        exporter-toolkit web configuration (TLS, basic auth). It and the
+        files it names must be readable by the service's dynamic user, and
+        should not be in the Nix store when they hold secrets.
+      '';
+    };
+
+    extraFlags = mkOption {
+      type = types.listOf types.str;
+      default = [ ];
+      example = [ "--collector.btrfs.subvolume-interval=10m" ];
+      description = "Extra command-line flags for panther-exporter.";
+    };
+  };
+
+  config = mkIf cfg.enable {
+    assertions = [{
+      assertion = lib.intersectLists cfg.enabledCollectors cfg.disabledCollectors == [ ];
+      message = "services.panther-exporter: a collector is both enabled and disabled.";
+    }];
+
+    networking.firewall.allowedTCPPorts = mkIf cfg.openFirewall [ cfg.port ];
+
+    systemd.services.panther-exporter = {
+      description = "panther-exporter: system, Btrfs, Podman, boot and Nix metrics for Prometheus";
+      wantedBy = [ "multi-user.target" ];
+      after = [ "network.target" ] ++ optional (config.virtualisation.podman.enable or false) "podman.socket";
+      serviceConfig = hardening // {
+        ExecStart = utils.escapeSystemdExecArgs ([ (getExe cfg.package) ] ++ flags);
+        Restart = "always";
+        WorkingDirectory = "/tmp";
+        SupplementaryGroups = optional (cfg.podman.group != null) cfg.podman.group ++ cfg.supplementaryGroups;
+      };
+    };
+  };
+
+  meta.maintainers = [ ];
+}

@@ -1,0 +1,170 @@
+# Server side of pantherOS monitoring, services.panther-monitoring:
+# Prometheus scraping a list of hosts with this repository's rules,
+# Alertmanager routing critical alerts to PagerDuty, Grafana with this
+# repository's dashboards. Imported by ./module.nix.
+#
+#   services.panther-monitoring = {
+#     enable = true;
+#     hosts = [ "nas.lan:9567" "web1.lan:9567" ];
+#     pagerduty.routingKeyFile = "/run/secrets/pagerduty-routing-key"; # agenix/sops-nix
+#     grafana.secretKeyFile = "/run/secrets/grafana-secret-key";
+#   };
+{ config, lib, pkgs, ... }:
+
+let
+  inherit (lib) filter hasSuffix literalExpression mkEnableOption mkIf mkOption optional types;
+
+  cfg = config.services.panther-monitoring;
+
+  # Every rule file of rules/prometheus (the promtool tests under
+  # rules/prometheus/tests are not rule files).
+  rulesDir = ../rules/prometheus;
+  ruleFiles = map (f: rulesDir + "/${f}")
+    (filter (hasSuffix ".rules.yml") (builtins.attrNames (builtins.readDir rulesDir)));
+
+  # Only the dashboards' JSON, not the Go that generates them.
+  dashboards = lib.fileset.toSource {
+    root = ../dashboards/grafana;
+    fileset = lib.fileset.fileFilter (f: f.hasExt "json") ../dashboards/grafana;
+  };
+
+  # The routing key reaches Alertmanager as a systemd credential: the file
+  # named by pagerduty.routingKeyFile stays where it is (never copied to the
+  # Nix store) and systemd hands the service a private copy here.
+  routingKeyPath = "/run/credentials/alertmanager.service/pagerduty-routing-key";
+
+  # rules/alertmanager/alertmanager.yml is the route tree (critical alerts
+  # page, ExporterDown inhibits the rest of its host); only the routing key
+  # file changes.
+  alertmanagerConfig = builtins.replaceStrings
+    [ "/run/secrets/alertmanager/pagerduty-routing-key" ]
+    [ routingKeyPath ]
+    (builtins.readFile ../rules/alertmanager/alertmanager.yml);
+in
+{
+  options.services.panther-monitoring = {
+    enable = mkEnableOption "the pantherOS monitoring server (Prometheus, Alertmanager, Grafana)";
+
+    hosts = mkOption {
+      type = types.listOf types.str;
+      default = [ ];
+      example = [ "nas.lan:9567" "[fd00::2]:9567" ];
+      description = "panther-exporter targets (host:port) for the Prometheus job `panther`.";
+    };
+
+    scrapeInterval = mkOption {
+      type = types.str;
+      default = "15s";
+      description = "Scrape interval of the `panther` job.";
+    };
+
+    scrapeConfig = mkOption {
+      type = types.attrs;
+      default = { };
+      example = literalExpression ''
+        { scheme = "https"; basic_auth = { username = "prometheus"; password_file = "/run/secrets/panther-scrape"; }; }
+      '';
+      description = ''
+        More settings for the `panther` scrape job, e.g. TLS or basic auth
+        when the exporters have a webConfigFile.
+      '';
+    };
+
+    pagerduty.routingKeyFile = mkOption {
+      type = types.nullOr types.str;
+      default = null;
+      example = "/run/secrets/pagerduty-routing-key";
+      description = ''
+        File holding the PagerDuty Events API v2 routing key, outside the
+        Nix store (a string, not a path, so that it is never copied there).
+        Alertmanager reads it through systemd's LoadCredential. null leaves
+        Alertmanager off.
+      '';
+    };
+
+    grafana = {
+      enable = mkOption {
+        type = types.bool;
+        default = true;
+        description = "Run Grafana with the pantherOS dashboards.";
+      };
+      port = mkOption {
+        type = types.port;
+        default = 3000;
+        description = "Grafana's HTTP port.";
+      };
+      secretKeyFile = mkOption {
+        type = types.nullOr types.str;
+        default = null;
+        description = ''
+          File with Grafana's secret_key (outside the Nix store). null leaves
+          services.grafana.settings.security.secret_key to you.
+        '';
+      };
+    };
+
+    openFirewall = mkOption {
+      type = types.bool;
+      default = false;
+      description = "Open the Prometheus, Alertmanager and Grafana ports.";
+    };
+  };
+
+  config = mkIf cfg.enable {
+    assertions = [{
+      assertion = cfg.pagerduty.routingKeyFile == null || !(lib.hasPrefix builtins.storeDir cfg.pagerduty.routingKeyFile);
+      message = "services.panther-monitoring.pagerduty.routingKeyFile must not be in the Nix store (it is world-readable there).";
+    }];
+
+    services.prometheus = {
+      enable = true;
+      inherit ruleFiles;
+      scrapeConfigs = [
+        ({
+          job_name = "panther";
+          scrape_interval = cfg.scrapeInterval;
+          static_configs = [{ targets = cfg.hosts; }];
+        } // cfg.scrapeConfig)
+      ];
+      alertmanagers = mkIf (cfg.pagerduty.routingKeyFile != null) [{
+        static_configs = [{ targets = [ "127.0.0.1:${toString config.services.prometheus.alertmanager.port}" ]; }];
+      }];
+
+      alertmanager = mkIf (cfg.pagerduty.routingKeyFile != null) {
+        enable = true;
+        configText = alertmanagerConfig;
+      };
+    };
+
+    systemd.services.alertmanager.serviceConfig.LoadCredential =
+      mkIf (cfg.pagerduty.routingKeyFile != null) [ "pagerduty-routing-key:${cfg.pagerduty.routingKeyFile}" ];
+
+    services.grafana = mkIf cfg.grafana.enable {
+      enable = true;
+      settings.server.http_addr = lib.mkDefault "0.0.0.0";
+      settings.server.http_port = cfg.grafana.port;
+      settings.security.secret_key = mkIf (cfg.grafana.secretKeyFile != null) "$__file{${cfg.grafana.secretKeyFile}}";
+      provision = {
+        enable = true;
+        # The dashboards choose their data source with the $datasource
+        # variable; this one is the default.
+        datasources.settings.datasources = [{
+          name = "Prometheus";
+          type = "prometheus";
+          url = "http://127.0.0.1:${toString config.services.prometheus.port}";
+          isDefault = true;
+        }];
+        dashboards.settings.providers = [{
+          name = "pantheros";
+          folder = "pantherOS";
+          options.path = dashboards;
+        }];
+      };
+    };
+
+    networking.firewall.allowedTCPPorts = mkIf cfg.openFirewall (
+      [ config.services.prometheus.port ]
+      ++ optional (cfg.pagerduty.routingKeyFile != null) config.services.prometheus.alertmanager.port
+      ++ optional cfg.grafana.enable cfg.grafana.port);
+  };
+}
