@@ -7,7 +7,7 @@
 // <rootfs>/var/lib/btrfs/scrub.status.<uuid>. Subvolumes and snapshots are
 // listed with the BTRFS_IOC_TREE_SEARCH_V2 ioctl (CAP_SYS_ADMIN) on a
 // mount of the filesystem, in the background: a new walk starts only when
-// the filesystem's generation moved and the previous walk is at least
+// the filesystem's generation or commit count moved and the previous walk is at least
 // --collector.btrfs.subvolume-interval old, and a scrape only reads the
 // summary the last walk left (one series per source subvolume, whatever
 // the number of snapshots).
@@ -352,6 +352,7 @@ type scanState struct {
 	running  bool
 	done     chan struct{}
 	gen      uint64 // generation the last walk started at
+	commits  uint64 // commit count the last walk started at
 	started  time.Time
 	finished time.Time
 	sum      *summary
@@ -371,10 +372,13 @@ func (b *Btrfs) subvolumes(ctx context.Context, s *fsStats) (*summary, error, ti
 		b.scans[s.UUID] = st
 	}
 	first := st.started.IsZero()
-	due := first || (time.Since(st.started) >= b.opts.SubvolumeInterval &&
-		(!s.HasGeneration || s.Generation != st.gen || st.err != nil))
+	// The generation file names the running transaction, which a snapshot
+	// may join after a walk started: a commit since then also counts.
+	commitCount, hasCommits := s.Commit["commits"]
+	moved := !s.HasGeneration || s.Generation != st.gen || (hasCommits && commitCount != st.commits)
+	due := first || (time.Since(st.started) >= b.opts.SubvolumeInterval && (moved || st.err != nil))
 	if due && !st.running {
-		st.running, st.done, st.gen, st.started = true, make(chan struct{}), s.Generation, time.Now()
+		st.running, st.done, st.gen, st.commits, st.started = true, make(chan struct{}), s.Generation, commitCount, time.Now()
 		devIDs := make([]string, 0, len(s.Devices))
 		for _, d := range s.Devices {
 			devIDs = append(devIDs, d.ID)
