@@ -1,0 +1,108 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"fmt"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// A bash job rewrites its file by rename while Prometheus scrapes every
+// second: its values arrive, every scrape sees a whole file, and a garbled
+// file next to it is reported without disturbing it.
+func TestTextfileJobReachesPrometheus(t *testing.T) {
+	dir := t.TempDir()
+	e := startExporter(t, "--collector.disable-defaults", "--collector.textfile", "--collector.textfile.directory="+dir)
+	job := StartTextfileJob(t, dir, "backup", 100*time.Millisecond)
+	p := startPrometheus(t, PromConfig{Targets: []string{e.Addr}})
+
+	v := p.WaitForSeries(t, 60*time.Second, `backup_runs_total{job="panther"} > 0`)
+	first := float64(v[0].Value)
+	p.WaitForSeries(t, 30*time.Second, fmt.Sprintf(`backup_runs_total > %v`, first+5))
+	// The job's other samples, as written: its success time is recent, its
+	// bytes match its run count, its declared staleness is taken over.
+	p.WaitForSeries(t, 30*time.Second, `time() - backup_last_success_timestamp_seconds < 60`)
+	p.WaitForSeries(t, 30*time.Second, `backup_written_bytes{volume="home"} > 0`)
+	p.WaitForSeries(t, 30*time.Second, fmt.Sprintf(`panther_textfile_stale_after_seconds{file=%q} == 3600`, job.File))
+	p.WaitForSeries(t, 30*time.Second, fmt.Sprintf(`time() - panther_textfile_mtime_seconds{file=%q} < 30`, job.File))
+
+	// A garbled file beside it: reported, logged once, the job untouched.
+	broken := WriteTextfile(t, dir, "broken.prom", "# TYPE snapshot_age_seconds gauge\nsnapshot_age_seconds{subvolume=\"@home\" 12\n")
+	p.WaitForSeries(t, 30*time.Second, fmt.Sprintf(`panther_textfile_scrape_error{file=%q} == 1`, broken))
+	now := p.WaitForSeries(t, 30*time.Second, `backup_runs_total`)
+	p.WaitForSeries(t, 30*time.Second, fmt.Sprintf(`backup_runs_total > %v`, float64(now[0].Value)+5))
+
+	// Every scrape so far saw the whole file: no error, never fewer than
+	// its 200 items.
+	eventually(t, 60*time.Second, "20 scrapes of the job's file", func() error {
+		v, err := p.Query(fmt.Sprintf(`count_over_time(panther_textfile_scrape_error{file=%q}[5m])`, job.File))
+		if err != nil || len(v) != 1 || v[0].Value < 20 {
+			return fmt.Errorf("%v %v", v, err)
+		}
+		return nil
+	})
+	for expr, want := range map[string]float64{
+		fmt.Sprintf(`max_over_time(panther_textfile_scrape_error{file=%q}[5m])`, job.File): 0,
+		`min_over_time(count(backup_item)[5m:1s])`:                                         200,
+		`max_over_time(panther_scrape_collector_success{collector="textfile"}[5m]) * min_over_time(panther_scrape_collector_success{collector="textfile"}[5m])`: 1,
+	} {
+		v, err := p.Query(expr)
+		if err != nil || len(v) != 1 || float64(v[0].Value) != want {
+			t.Errorf("%s = %v (%v), want %v", expr, v, err, want)
+		}
+	}
+	if n := strings.Count(e.Output(), "file="+broken); n != 1 {
+		t.Errorf("broken.prom logged %d times, want once:\n%s", n, e.Output())
+	}
+}
+
+// A file older than the job allows makes TextfileStale pending in
+// Prometheus, with the rule file of rules/prometheus.
+func TestTextfileStaleAlert(t *testing.T) {
+	dir := t.TempDir()
+	rules, err := filepath.Abs("../rules/prometheus/textfile.rules.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := startExporter(t, "--collector.disable-defaults", "--collector.textfile", "--collector.textfile.directory="+dir)
+	old := WriteTextfile(t, dir, "deploy.prom", "deploy_generation 41\n")
+	runCmd(t, "touch", "-d", "2 days ago", old)
+	declared := WriteTextfile(t, dir, "backup.prom", "backup_runs_total 3\ntextfile_stale_after_seconds 3600\n")
+	runCmd(t, "touch", "-d", "2 hours ago", declared)
+	fresh := WriteTextfile(t, dir, "snapshot.prom", "snapshot_runs_total 9\n")
+	p := startPrometheus(t, PromConfig{Targets: []string{e.Addr}, RuleFiles: []string{rules}})
+	eventually(t, 60*time.Second, "TextfileStale pending for the two stale files", func() error {
+		alerts, err := p.Alerts()
+		if err != nil {
+			return err
+		}
+		got := map[string]string{}
+		for _, a := range alerts {
+			ls, _ := a["labels"].(map[string]any)
+			if ls["alertname"] == "TextfileStale" {
+				got[fmt.Sprint(ls["file"])] = fmt.Sprint(a["state"])
+			}
+		}
+		if got[old] != "pending" || got[declared] != "pending" || got[fresh] != "" || len(got) != 2 {
+			return fmt.Errorf("alerts by file: %v", got)
+		}
+		return nil
+	})
+}
+
+// Giving a directory alone turns the collector on.
+func TestTextfileDirectoryEnables(t *testing.T) {
+	dir := t.TempDir()
+	f := WriteTextfile(t, dir, "deploy.prom", "deploy_generation 41\n")
+	e := startExporter(t, "--collector.textfile.directory="+dir)
+	fams := e.Scrape(t)
+	if v, ok := fams.Value("deploy_generation", nil); !ok || v != 41 {
+		t.Errorf("deploy_generation = %v (%v)", v, ok)
+	}
+	if v, ok := fams.Value("panther_textfile_scrape_error", map[string]string{"file": f}); !ok || v != 0 {
+		t.Errorf("scrape_error = %v (%v)", v, ok)
+	}
+}
