@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Side-by-side benchmark of panther-exporter's system collector against
+# Debian's prometheus-node-exporter with its default collectors, on this
+# machine in one run: scrape latency p50/p99 over N scrapes each (round
+# robin), CPU seconds per 1000 scrapes and peak RSS, with ratios.
+#
+#   bash e2e/bench/system.sh [N]      (default N=1000; run from the repo root)
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+N=${1:-1000}
+export GOFLAGS=-tags=remote,containers_image_openpgp,exclude_graphdriver_btrfs,btrfs_noversion,exclude_graphdriver_devicemapper
+make -s build
+go build -o bin/scrapebench ./e2e/bench/scrapebench
+NODE=${NODE_EXPORTER:-/usr/bin/prometheus-node-exporter}
+[ -x "$NODE" ] || { echo "missing $NODE (apt-get install prometheus-node-exporter)" >&2; exit 1; }
+
+port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
+P1=$(port); P2=$(port)
+./bin/panther-exporter --web.listen-address=127.0.0.1:$P1 --collector.disable-defaults --collector.system --log.level=warn &
+OURS=$!
+"$NODE" --web.listen-address=127.0.0.1:$P2 --log.level=warn &
+NODEPID=$!
+trap 'kill $OURS $NODEPID 2>/dev/null' EXIT
+for p in $P1 $P2; do
+  for i in $(seq 100); do curl -sf -o /dev/null http://127.0.0.1:$p/metrics && break; sleep 0.1; done
+done
+echo "# $(date -u +%F) $(nproc) cores; $("$NODE" --version 2>&1 | head -1)"
+./bin/scrapebench -n "$N" \
+  panther-exporter=http://127.0.0.1:$P1/metrics@$OURS \
+  node_exporter=http://127.0.0.1:$P2/metrics@$NODEPID
