@@ -33,16 +33,17 @@ func Fleet() Dashboard {
 				}),
 				host(Panel{
 					Title: "CPU busy", Kind: BarGauge, Unit: "percentunit", Thresholds: ratioHigh, Min: ptr(0.0), Max: ptr(1.0),
-					Queries: []Query{q(cpuBusy, "{{instance}}")},
+					Description: "Busy share of all CPUs over 5 minutes (recording rule instance:panther_cpu_utilisation:rate5m).",
+					Queries:     []Query{qi(`instance:panther_cpu_utilisation:rate5m{`+sel+`}`, "{{instance}}")},
 				}),
 				host(Panel{
 					Title: "Memory used", Kind: BarGauge, Unit: "percentunit", Thresholds: ratioHigh, Min: ptr(0.0), Max: ptr(1.0),
-					Queries: []Query{qi(`1 - panther_memory_available_bytes{`+sel+`} / panther_memory_total_bytes{`+sel+`}`, "{{instance}}")},
+					Queries: []Query{qi(`1 - instance:panther_memory_available:ratio{`+sel+`}`, "{{instance}}")},
 				}),
 				host(Panel{
 					Title: "Fullest filesystem", Kind: BarGauge, Unit: "percentunit", Thresholds: ratioHigh, Min: ptr(0.0), Max: ptr(1.0),
 					Description: "The highest fill ratio of any filesystem of the host.",
-					Queries:     []Query{qi(`max by (job, instance) (1 - panther_filesystem_avail_bytes{`+sel+`} / (panther_filesystem_size_bytes{`+sel+`} > 0))`, "{{instance}}")},
+					Queries:     []Query{qi(`1 - min by (job, instance) (instance_mountpoint:panther_filesystem_avail:ratio{`+sel+`})`, "{{instance}}")},
 				}),
 				host(Panel{
 					Title: "Firing alerts", Kind: Stat, Unit: "short", Thresholds: anyBad, Width: 12, Height: 5,
@@ -53,7 +54,7 @@ func Fleet() Dashboard {
 				host(Panel{
 					Title: "Reboot required", Kind: Stat, Unit: "none", Thresholds: anyBad, Mappings: yesNo, Width: 12, Height: 5,
 					Description: "The booted system differs from the current NixOS generation.",
-					Queries:     []Query{qi(`max by (job, instance) (panther_nixos_reboot_required{`+sel+`})`, "{{instance}}")},
+					Queries:     []Query{qi(`instance:panther_nixos_reboot_required:max{`+sel+`}`, "{{instance}}")},
 				}),
 				host(Panel{
 					Title: "Alerts firing now", Kind: Table, Unit: "none", Thresholds: anyBad, Width: 12, Needs: AlertFiring,

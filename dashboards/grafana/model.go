@@ -34,6 +34,8 @@ const (
 	ContainerHealthcheck Condition = "container-healthcheck"
 	// ContainerMemoryLimit: a running container has a memory limit.
 	ContainerMemoryLimit Condition = "container-memory-limit"
+	// UnitFailed: a systemd unit is in the failed state.
+	UnitFailed Condition = "unit-failed"
 )
 
 // Conditions describes every condition, for the dashboards' panel
@@ -47,6 +49,7 @@ var Conditions = map[Condition]string{
 	ContainerExited:      "Shows data once a container has exited.",
 	ContainerHealthcheck: "Shows data only for containers that have a health check.",
 	ContainerMemoryLimit: "Shows data only for containers that have a memory limit.",
+	UnitFailed:           "Shows data only while a systemd unit has failed.",
 }
 
 // Kind is a Grafana panel type.
