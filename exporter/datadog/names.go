@@ -48,13 +48,18 @@ func tag(name, value string) string {
 }
 
 // AgeName returns the Prometheus-style name of the age series the sink
-// derives from a timestamp gauge: panther_btrfs_scrub_last_finished_timestamp_seconds
-// -> panther_btrfs_scrub_last_finished_age_seconds (sent as
-// panther.btrfs.scrub_last_finished_age_seconds). ok is false for other names.
+// derives from a timestamp gauge: *_timestamp_seconds -> *_age_seconds
+// (panther_btrfs_scrub_last_finished_timestamp_seconds ->
+// panther_btrfs_scrub_last_finished_age_seconds, sent as
+// panther.btrfs.scrub_last_finished_age_seconds), and *_mtime_seconds (a
+// file's modification time, as node_exporter's textfile collector names it)
+// -> *_mtime_age_seconds. ok is false for other names.
 func AgeName(promName string) (string, bool) {
-	const ts = "_timestamp_seconds"
-	if !strings.HasSuffix(promName, ts) {
-		return "", false
+	if base, ok := strings.CutSuffix(promName, "_timestamp_seconds"); ok {
+		return base + "_age_seconds", true
 	}
-	return strings.TrimSuffix(promName, ts) + "_age_seconds", true
+	if base, ok := strings.CutSuffix(promName, "_mtime_seconds"); ok {
+		return base + "_mtime_age_seconds", true
+	}
+	return "", false
 }
