@@ -55,7 +55,7 @@ func init() {
 		"Least time between two walks of a filesystem's subvolumes; a walk also waits for the filesystem generation to move.").
 		Default("1m").DurationVar(&flags.SubvolumeInterval)
 	kingpin.Flag("collector.btrfs.quota-subvolumes-include",
-		"Regexp of subvolume paths whose quota figures are exported, besides the subvolumes directly under the top level.").
+		"Regexp of subvolume paths whose quota figures are exported, besides the subvolumes in the top level's root directory that are not read-only snapshots.").
 		Default("").StringVar(&flags.QuotaInclude)
 	collector.Register(name, true, func(cfg collector.Config) (collector.Collector, error) {
 		return New(cfg, flags)
@@ -169,8 +169,14 @@ func (b *Btrfs) Update(ctx context.Context, ch chan<- prometheus.Metric) error {
 	var errs []error
 	seen := map[string]bool{}
 	for _, e := range ents {
-		if !e.IsDir() || !strings.Contains(e.Name(), "-") {
+		if !strings.Contains(e.Name(), "-") {
 			continue // "features"
+		}
+		if !e.IsDir() {
+			// --path.sysfs may hold links to the real directories.
+			if fi, err := os.Stat(filepath.Join(root, e.Name())); err != nil || !fi.IsDir() {
+				continue
+			}
 		}
 		uuid := e.Name()
 		seen[uuid] = true

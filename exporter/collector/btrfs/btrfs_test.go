@@ -301,16 +301,24 @@ func TestRootTreeMatchesSubvolumeList(t *testing.T) {
 			t.Errorf("snapshots of %s = %d, btrfs subvolume list gives %d", p, gotSnaps[p], n)
 		}
 	}
-	// Quotas: top-level subvolumes only by default.
+	// Quotas: by default the subvolumes in the top level's root directory
+	// that are not read-only snapshots (data, home); the include regex adds
+	// the snapshots.
+	want := map[string]bool{}
+	for _, r := range rows {
+		if !strings.Contains(r.path, "/") && r.parent == "-" {
+			want[r.path] = true
+		}
+	}
+	if len(want) != 2 || len(sum.Paths) != len(want) {
+		t.Errorf("quota paths %v, want %v", sum.Paths, want)
+	}
 	for id, p := range sum.Paths {
-		if subs[id].ParentID != fsTreeObjectID || rows[id].path != p {
+		if !want[p] || rows[id].path != p {
 			t.Errorf("quota path %d = %q (btrfs: %q)", id, p, rows[id].path)
 		}
 	}
-	if len(sum.Paths) != len(rows) {
-		t.Errorf("quota paths %v", sum.Paths)
-	}
-	sum2, err := summarize(subs, lookup, quotaSelect{On: true, Include: regexp.MustCompile(`^nothing$`)})
+	sum2, err := summarize(subs, lookup, quotaSelect{On: true, Include: regexp.MustCompile(`^\.snapshots/`)})
 	if err != nil || len(sum2.Paths) != len(rows) {
 		t.Errorf("include regex changed top-level quota paths: %v %v", sum2.Paths, err)
 	}

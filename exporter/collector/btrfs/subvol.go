@@ -322,8 +322,9 @@ type summary struct {
 // that has snapshots of its own; snapshots whose source is gone are counted
 // only in Subvolumes. q picks the subvolumes whose paths are needed for
 // quotas.
-// quotaSelect says which subvolumes' quota figures are wanted: every one
-// directly under the top level, and those whose path matches Include.
+// quotaSelect says which subvolumes' quota figures are wanted: those in the
+// top level's root directory (read-only snapshots left out), and those whose
+// path matches Include.
 type quotaSelect struct {
 	On      bool
 	Include *regexp.Regexp
@@ -383,7 +384,11 @@ func summarize(subs map[uint64]*subvol, lookup func(treeID, dirID uint64) (strin
 			if id == fsTreeObjectID || s.ParentID == 0 {
 				continue
 			}
-			top := s.ParentID == fsTreeObjectID
+			// By default: subvolumes in the top level's root directory that
+			// are not read-only snapshots, so that the scrape path does not
+			// grow with the number of snapshots.
+			top := s.ParentID == fsTreeObjectID && s.DirID == firstFreeObjectID &&
+				!(s.ReadOnly && s.HasUUID && s.ParentUUID != zero)
 			if !top && q.Include == nil {
 				continue
 			}
