@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"os/exec"
 	"regexp"
 	"sort"
 	"strconv"
@@ -15,13 +16,6 @@ import (
 
 	"github.com/pantheros/monitoring/e2e/fakesystemd"
 )
-
-// startBootExporter runs the exporter with only the boot collector, on bus.
-func startBootExporter(t testing.TB, bus *DBus, args ...string) *Exporter {
-	t.Helper()
-	return startExporter(t, append([]string{"--collector.disable-defaults", "--collector.boot",
-		"--collector.boot.dbus-address=" + bus.Address}, args...)...)
-}
 
 // expectedStages works out `systemd-analyze time` from the seed's Manager
 // properties with systemd's arithmetic (src/analyze/analyze-time-data.c),
@@ -187,6 +181,17 @@ func TestBootMachines(t *testing.T) {
 				return nil
 			})
 			finished := seed.Manager["FinishTimestampMonotonic"] > 0
+			if seed.Name == "laptop" {
+				body, err := e.Get("/metrics")
+				if err != nil {
+					t.Fatal(err)
+				}
+				cmd := exec.Command(requireTool(t, "promtool"), "check", "metrics")
+				cmd.Stdin = strings.NewReader(body)
+				if out, _ := cmd.CombinedOutput(); len(out) != 0 {
+					t.Errorf("promtool check metrics:\n%s", out)
+				}
+			}
 
 			// Stages, worked out with systemd's arithmetic.
 			want := expectedStages(seed)

@@ -104,7 +104,15 @@ func startFakeSystemd(t testing.TB, bus *DBus, seed fakesystemd.Seed) *fakesyste
 	return f
 }
 
-// analyzeEnv runs systemd-analyze (real, Debian's) against the fake on bus:
+// startBootExporter runs the exporter with only the boot collector, talking
+// to the (fake) systemd on bus.
+func startBootExporter(t testing.TB, bus *DBus, args ...string) *Exporter {
+	t.Helper()
+	return startExporter(t, append([]string{"--collector.disable-defaults", "--collector.boot",
+		"--collector.boot.dbus-address=" + bus.Address}, args...)...)
+}
+
+// systemdAnalyze runs systemd-analyze (real, Debian's) against the fake on bus:
 // inside `unshare -m` with a tmpfs on /run/systemd holding an empty
 // /run/systemd/system, which systemd-analyze wants to see before it talks to
 // a system manager, and DBUS_SYSTEM_BUS_ADDRESS pointing at bus.
