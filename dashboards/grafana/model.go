@@ -32,8 +32,6 @@ const (
 	ContainerExited Condition = "container-exited"
 	// ContainerHealthcheck: a container has a health check.
 	ContainerHealthcheck Condition = "container-healthcheck"
-	// ContainerMemoryLimit: a running container has a memory limit.
-	ContainerMemoryLimit Condition = "container-memory-limit"
 	// UnitFailed: a systemd unit is in the failed state.
 	UnitFailed Condition = "unit-failed"
 )
@@ -48,7 +46,6 @@ var Conditions = map[Condition]string{
 	BtrfsQuotas:          "Shows data only when quotas (qgroups) are enabled on the filesystem.",
 	ContainerExited:      "Shows data once a container has exited.",
 	ContainerHealthcheck: "Shows data only for containers that have a health check.",
-	ContainerMemoryLimit: "Shows data only for containers that have a memory limit.",
 	UnitFailed:           "Shows data only while a systemd unit has failed.",
 }
 
