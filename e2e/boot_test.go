@@ -529,6 +529,25 @@ func TestBootDBusRestart(t *testing.T) {
 		return v
 	}
 	up()
+	// The manager leaves the bus while the bus stays: failure, then
+	// recovery on the same connection.
+	fake.Close()
+	eventually(t, 10*time.Second, "boot collector fails without the manager", func() error {
+		if s := success(); s != 0 {
+			return fmt.Errorf("success %v", s)
+		}
+		return nil
+	})
+	var err error
+	if fake, err = fakesystemd.Start(bus.Address, fakesystemd.Laptop()); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "boot collector recovers with the manager back", func() error {
+		if s := success(); s != 1 {
+			return fmt.Errorf("success %v", s)
+		}
+		return nil
+	})
 	// The baseline after the first connection.
 	baseFD, baseG := fdCount(t, e.Cmd.Process.Pid), goroutines()
 	for i := range 5 {
