@@ -183,3 +183,62 @@ func testDatadogSink(t *testing.T, mode string) {
 		return nil
 	})
 }
+
+// The textfile collector's batch-job metrics reach DogStatsD too (their
+// names need no panther_ prefix): a counter's counts sum to exactly what
+// the job's file says it grew by, a reset sends nothing, and the job of the
+// textfile e2e (StartTextfileJob) arrives whole.
+func TestTextfileReachesDatadog(t *testing.T) {
+	dir := t.TempDir()
+	r := startStatsdReceiver(t, "udp")
+	e := startExporter(t, "--collector.disable-defaults", "--collector.textfile", "--collector.textfile.directory="+dir,
+		"--datadog.address="+r.Address, "--datadog.interval=300ms")
+	write := func(runs int) {
+		WriteTextfile(t, dir, "backup.prom", fmt.Sprintf(
+			"# TYPE backup_runs_total counter\nbackup_runs_total %d\n# TYPE backup_written_bytes gauge\nbackup_written_bytes{volume=\"home\"} %d\n",
+			runs, runs*4096))
+	}
+	waitFor := func(what string, runs, sum float64) {
+		t.Helper()
+		eventually(t, 30*time.Second, what, func() error {
+			s := r.Scrape(t)
+			g, _ := s.Value("backup_written_bytes", map[string]string{"volume": "home"})
+			c, ok := s.Value("backup_runs", nil)
+			if g != runs*4096 || !ok || c != sum {
+				return fmt.Errorf("backup_written_bytes %v, sum of backup.runs counts %v (present %v)", g, c, ok)
+			}
+			return nil
+		})
+	}
+	write(10)
+	waitFor("first sight: the gauge, and a count of 0", 10, 0)
+	write(25)
+	waitFor("counts sum to the growth 10 -> 25", 25, 15)
+	write(40)
+	waitFor("counts sum to the growth 10 -> 40", 40, 30)
+	write(5) // the job's counter was reset
+	eventually(t, 30*time.Second, "the reset is seen", func() error {
+		if v, _ := e.Scrape(t).Value("panther_datadog_counter_resets_total", nil); v < 1 {
+			return fmt.Errorf("panther_datadog_counter_resets_total %v", v)
+		}
+		return nil
+	})
+	waitFor("nothing sent for the reset", 5, 30)
+	write(8)
+	waitFor("counting goes on from the reset value", 8, 33)
+
+	job := StartTextfileJob(t, dir, "nightly", 200*time.Millisecond)
+	eventually(t, 30*time.Second, "the job's file arrives whole", func() error {
+		s := r.Scrape(t)
+		if n := len(s.Series("nightly_item", nil)); n != 200 {
+			return fmt.Errorf("%d series of nightly_item", n)
+		}
+		if v, ok := s.Value("nightly_runs", nil); !ok || v < 1 {
+			return fmt.Errorf("nightly_runs %v (present %v)", v, ok)
+		}
+		if v, ok := s.Value("panther_textfile_mtime_age_seconds", map[string]string{"file": job.File}); !ok || v > 60 {
+			return fmt.Errorf("panther_textfile_mtime_age_seconds %v (present %v)", v, ok)
+		}
+		return nil
+	})
+}

@@ -10,15 +10,18 @@ import (
 	"github.com/alecthomas/kingpin/v2"
 )
 
-// DefaultInclude sends only the panther_ namespace: the Go runtime and
-// process metrics of the exporter itself are not worth a custom series.
-const DefaultInclude = `^panther_`
+// DefaultInclude sends every metric /metrics serves that DefaultExclude does
+// not leave out: the panther_ metrics and the batch jobs' metrics of the
+// textfile collector, whatever their names.
+const DefaultInclude = `.`
 
-// DefaultExclude leaves out the system metrics that the Datadog Agent's core
-// checks already collect (cpu, load, memory, swap, filesystem, disk, network:
-// system.cpu.*, system.load.*, system.mem.*, system.swap.*, system.disk.*,
-// system.io.*, system.net.*). Datadog bills every custom series.
-const DefaultExclude = `^panther_(cpu|cpus|load1|load5|load15|memory|swap|filesystem|disk|network)(_.*)?$`
+// DefaultExclude leaves out the Go runtime and process metrics of the
+// exporter itself (go_*, process_*, promhttp_*), and the system metrics that
+// the Datadog Agent's core checks already collect (cpu, load, memory, swap,
+// filesystem, disk, network: system.cpu.*, system.load.*, system.mem.*,
+// system.swap.*, system.disk.*, system.fs.*, system.io.*, system.net.*).
+// Datadog bills every custom series.
+const DefaultExclude = `^(go|process|promhttp)_|^panther_(cpu|cpus|load1|load5|load15|memory|swap|filesystem|disk|network)(_.*)?$`
 
 // Options configure the sink.
 type Options struct {
