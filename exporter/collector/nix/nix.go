@@ -273,6 +273,9 @@ func (n *Nix) system(link string) (string, error) {
 		if errors.Is(err, fs.ErrNotExist) {
 			return "", fmt.Errorf("%s: %w", n.r.host(link), fs.ErrNotExist)
 		}
+		if errors.Is(err, errDangling) {
+			return "", err // names the link already
+		}
 		return "", fmt.Errorf("resolve %s: %w", n.r.host(link), err)
 	}
 	return p, nil

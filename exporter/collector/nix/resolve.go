@@ -52,7 +52,7 @@ func (r resolver) resolve(p string) (string, error) {
 		fi, err := os.Lstat(r.host(next))
 		if err != nil {
 			if via != "" && errors.Is(err, fs.ErrNotExist) {
-				return "", fmt.Errorf("%s: %w (%s does not exist)", via, errDangling, next)
+				return "", fmt.Errorf("%s: %w: %s does not exist", via, errDangling, next)
 			}
 			return "", err
 		}
