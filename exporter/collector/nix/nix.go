@@ -35,7 +35,6 @@ const name = "nix"
 const (
 	storeDir      = "/nix/store"
 	profilesDir   = "/nix/var/nix/profiles"
-	systemProfile = profilesDir + "/system"
 	currentSystem = "/run/current-system"
 	bootedSystem  = "/run/booted-system"
 )
@@ -318,12 +317,16 @@ func (n *Nix) differ(booted, current, c string) (bool, error) {
 // updateGenerations counts the system-N-link profiles and reports the
 // current one. It reports whether the profiles directory exists.
 func (n *Nix) updateGenerations(ch chan<- prometheus.Metric) (bool, error) {
-	dir := n.r.host(profilesDir)
-	entries, err := os.ReadDir(dir)
+	pd, err := n.r.resolve(profilesDir)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return false, nil
 		}
+		return false, fmt.Errorf("profiles: %w", err)
+	}
+	dir := n.r.host(pd)
+	entries, err := os.ReadDir(dir)
+	if err != nil {
 		return false, fmt.Errorf("read %s: %w", dir, err)
 	}
 	count := 0
@@ -332,29 +335,35 @@ func (n *Nix) updateGenerations(ch chan<- prometheus.Metric) (bool, error) {
 			count++
 		}
 	}
+	sys := path.Join(pd, "system")
 	if count == 0 {
 		// Nix without NixOS: user profiles only.
-		if _, err := os.Lstat(n.r.host(systemProfile)); errors.Is(err, fs.ErrNotExist) {
+		if _, err := os.Lstat(n.r.host(sys)); errors.Is(err, fs.ErrNotExist) {
 			return false, nil
 		}
 	}
 	ch <- generations.Const(float64(count))
-	target, err := n.r.readlink(systemProfile)
+	target, err := n.r.readlink(sys)
 	if err != nil {
 		return true, fmt.Errorf("system profile: %w", err)
 	}
 	gen, ok := generationNumber(path.Base(target))
 	if !ok {
-		return true, fmt.Errorf("%s -> %s: not a system-N-link", n.r.host(systemProfile), target)
+		return true, fmt.Errorf("%s -> %s: not a system-N-link", n.r.host(sys), target)
 	}
-	link := path.Join(profilesDir, path.Base(target))
-	if path.IsAbs(target) {
-		link = target
+	abs := target
+	if !path.IsAbs(abs) {
+		abs = path.Join(pd, target)
 	}
+	parent, err := n.r.resolve(path.Dir(abs))
+	if err != nil {
+		return true, fmt.Errorf("%s -> %s: %w", n.r.host(sys), target, err)
+	}
+	link := path.Join(parent, path.Base(abs))
 	fi, err := os.Lstat(n.r.host(link))
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
-			return true, fmt.Errorf("%s -> %s: %w", n.r.host(systemProfile), target, errDangling)
+			return true, fmt.Errorf("%s -> %s: %w", n.r.host(sys), target, errDangling)
 		}
 		return true, err
 	}

@@ -297,3 +297,26 @@ func FuzzGenerationNumber(f *testing.F) {
 		}
 	})
 }
+
+// A profiles directory that is itself a link (an impermanence host keeps it
+// on /persist) is followed inside the rootfs.
+func TestProfilesDirIsALink(t *testing.T) {
+	root := t.TempDir()
+	sys := "/nix/store/vbx3y7l2mfjvlg4r8yls8j2dfkdrq5j3-nixos-system-panther"
+	os.MkdirAll(filepath.Join(root, sys), 0o755)
+	os.MkdirAll(filepath.Join(root, "persist/profiles"), 0o755)
+	os.MkdirAll(filepath.Join(root, "nix/var/nix"), 0o755)
+	os.Symlink("/persist/profiles", filepath.Join(root, "nix/var/nix/profiles"))
+	os.Symlink(sys, filepath.Join(root, "persist/profiles/system-5-link"))
+	os.Symlink("system-5-link", filepath.Join(root, "persist/profiles/system"))
+	got, err := samples(t, newNix(t, root))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got["panther_nixos_current_generation"] != 5 || got["panther_nixos_generations"] != 1 {
+		t.Errorf("got %v", got)
+	}
+	if want := linkMtime(t, filepath.Join(root, "persist/profiles/system-5-link")); got["panther_nixos_generation_timestamp_seconds"] != want {
+		t.Errorf("timestamp %v, want %v", got["panther_nixos_generation_timestamp_seconds"], want)
+	}
+}

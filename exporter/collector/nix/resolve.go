@@ -81,7 +81,7 @@ func (r resolver) resolve(p string) (string, error) {
 	return done, nil
 }
 
-// readlinkHost returns the target of the symlink at host-namespace path p,
+// readlink returns the target of the symlink at host-namespace path p,
 // without following it.
 func (r resolver) readlink(p string) (string, error) {
 	return os.Readlink(r.host(p))
