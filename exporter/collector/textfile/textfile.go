@@ -7,7 +7,7 @@
 // A file that does not parse, that declares a metric another file declared
 // with another type or help, that repeats a series another file exports, or
 // that exports a name one of the exporter's own collectors exports
-// (collector.Catalog) is skipped as a whole, with one log line naming it and
+// (collector.Catalog, plus the Go runtime and process metrics) is skipped as a whole, with one log line naming it and
 // the reason each time its problem changes; the other files are untouched.
 // Jobs must write a temporary file and rename it into place, so that a scrape
 // never sees half a file.
@@ -34,6 +34,7 @@ import (
 
 	"github.com/alecthomas/kingpin/v2"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
@@ -151,7 +152,35 @@ func New(cfg collector.Config, o Options) (*Textfile, error) {
 	for _, m := range collector.Catalog() {
 		t.builtin[m.Name] = m.Collector
 	}
+	// The exporter also serves client_golang's Go runtime and process
+	// metrics, which the catalog does not list; a file repeating one would
+	// break that family on every scrape.
+	for _, n := range runtimeMetricNames() {
+		if _, ok := t.builtin[n]; !ok {
+			t.builtin[n] = "exporter (Go runtime and process metrics)"
+		}
+	}
 	return t, nil
+}
+
+// runtimeMetricNames lists the sample names of the Go and process
+// collectors the exporter registers next to its own.
+func runtimeMetricNames() []string {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	fams, _ := reg.Gather()
+	var out []string
+	for _, f := range fams {
+		n := f.GetName()
+		out = append(out, n)
+		switch f.GetType() {
+		case dto.MetricType_SUMMARY:
+			out = append(out, n+"_sum", n+"_count")
+		case dto.MetricType_HISTOGRAM:
+			out = append(out, n+"_bucket", n+"_sum", n+"_count")
+		}
+	}
+	return out
 }
 
 // Update sends the samples of every usable file plus the per-file

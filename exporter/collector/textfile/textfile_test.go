@@ -282,6 +282,21 @@ func TestBadFilesInParser(t *testing.T) {
 	}
 }
 
+// A file repeating the exporter's Go runtime metrics is skipped too.
+func TestRuntimeMetricCollision(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "go.prom")
+	os.WriteFile(p, []byte("# TYPE go_goroutines gauge\ngo_goroutines 3\n"), 0o644)
+	var logs bytes.Buffer
+	got := gather(t, newTextfile(t, &logs, dir))
+	if _, ok := got["go_goroutines{}"]; ok || got[fmt.Sprintf("panther_textfile_scrape_error{file=%q}", p)] != 1 {
+		t.Fatalf("go_goroutines from a file accepted: %v", got)
+	}
+	if !strings.Contains(logs.String(), "go_goroutines") {
+		t.Errorf("log: %s", logs.String())
+	}
+}
+
 func TestMissingDirectory(t *testing.T) {
 	c := newTextfile(t, nil, filepath.Join(t.TempDir(), "nope"))
 	err := c.Update(context.Background(), make(chan prometheus.Metric, 10))
