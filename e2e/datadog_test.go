@@ -55,7 +55,10 @@ func TestDatadogSink(t *testing.T) {
 func testDatadogSink(t *testing.T, mode string) {
 	r := startStatsdReceiver(t, mode)
 	e := startExporter(t, "--collector.disable-defaults", "--collector.system",
-		"--datadog.address="+r.Address, "--datadog.interval=2s", "--datadog.exclude=",
+		"--datadog.address="+r.Address, "--datadog.interval=2s",
+		// Send the system metrics too (left to the Agent by default), but not
+		// go_*/process_*, which would clash with statsd_exporter's own.
+		"--datadog.exclude=^(go|process|promhttp)_",
 		"--datadog.tags=role:e2e")
 	tags := map[string]string{"role": "e2e"}
 
