@@ -262,3 +262,34 @@ func (n *NodeExporter) Scrape(t testing.TB) Families {
 }
 
 func mkdirAll(p string) error { return os.MkdirAll(p, 0o755) }
+
+// ScrubStart starts a scrub in the background (btrfs scrub start without
+// -B) and returns at once; see SetScrubSpeed to make it last.
+func (b *Btrfs) ScrubStart() {
+	b.t.Helper()
+	// No output pipe: the forked scrub would hold it open until it ends.
+	if err := exec.Command("btrfs", "scrub", "start", b.Mnt).Run(); err != nil {
+		b.t.Fatalf("btrfs scrub start %s: %v", b.Mnt, err)
+	}
+}
+
+// ScrubCancel cancels a running scrub.
+func (b *Btrfs) ScrubCancel() {
+	b.t.Helper()
+	runCmd(b.t, "btrfs", "scrub", "cancel", b.Mnt)
+}
+
+// SetScrubSpeed limits scrubbing to bytesPerSec on every device (0: no
+// limit), through /sys/fs/btrfs/<uuid>/devinfo/<id>/scrub_speed_max.
+func (b *Btrfs) SetScrubSpeed(bytesPerSec int64) {
+	b.t.Helper()
+	ids, err := filepath.Glob(filepath.Join("/sys/fs/btrfs", b.UUID, "devinfo", "*", "scrub_speed_max"))
+	if err != nil || len(ids) == 0 {
+		b.t.Fatalf("scrub_speed_max of %s: %v", b.UUID, err)
+	}
+	for _, p := range ids {
+		if err := os.WriteFile(p, []byte(strconv.FormatInt(bytesPerSec, 10)), 0o644); err != nil {
+			b.t.Fatal(err)
+		}
+	}
+}

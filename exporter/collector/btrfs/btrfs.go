@@ -107,7 +107,7 @@ var (
 	scrubErrors = collector.Gauge(name, "btrfs_scrub_errors",
 		"Errors the last scrub found, by kind (read, csum, verify, super, uncorrectable, corrected, malloc).", "uuid", "type")
 	scrubRunning = collector.Gauge(name, "btrfs_scrub_running",
-		"1 while the last scrub has neither finished nor been cancelled.", "uuid")
+		"1 while the last scrub has neither finished nor been cancelled (as btrfs-progs' status file says).", "uuid")
 	scrubCanceled = collector.Gauge(name, "btrfs_scrub_canceled",
 		"1 when the last scrub was cancelled.", "uuid")
 
@@ -328,6 +328,11 @@ func (b *Btrfs) scrub(u string, ch chan<- prometheus.Metric) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", p, err)
 	}
+	// btrfs-progs writes the file with zero times and counters when a
+	// scrub starts and fills it in when the scrub ends or is cancelled
+	// (live progress goes over its socket only). A scrub whose btrfs
+	// process was killed stays "running" until the next one.
+	ch <- scrubRunning.Const(boolFloat(!st.Finished && !st.Canceled), u)
 	if st.TStart == 0 {
 		return nil
 	}
@@ -336,7 +341,6 @@ func (b *Btrfs) scrub(u string, ch chan<- prometheus.Metric) error {
 	if st.Finished && !st.Canceled {
 		ch <- scrubFinished.Const(float64(st.Finish()), u)
 	}
-	ch <- scrubRunning.Const(boolFloat(!st.Finished && !st.Canceled), u)
 	ch <- scrubCanceled.Const(boolFloat(st.Canceled), u)
 	ch <- scrubBytes.Const(float64(st.Counters["data_bytes_scrubbed"]+st.Counters["tree_bytes_scrubbed"]), u)
 	for _, k := range scrubErrorKinds {

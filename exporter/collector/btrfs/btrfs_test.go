@@ -439,3 +439,26 @@ func TestScrubAggregation(t *testing.T) {
 		t.Errorf("aggregate: %+v", st)
 	}
 }
+
+// TestScrubRunning: btrfs-progs writes zeros with finished:0 when a scrub
+// starts (seen with progs 6.2); only scrub_running is exported then.
+func TestScrubRunning(t *testing.T) {
+	root := copyTree(t, "testdata/root")
+	p := filepath.Join(root, "var/lib/btrfs/scrub.status."+fixUUID)
+	line := "|data_extents_scrubbed:0|tree_extents_scrubbed:0|data_bytes_scrubbed:0|tree_bytes_scrubbed:0|read_errors:0|csum_errors:0|verify_errors:0|no_csum:0|csum_discards:0|super_errors:0|malloc_errors:0|uncorrectable_errors:0|corrected_errors:0|last_physical:0|t_start:0|t_resumed:0|duration:0|canceled:0|finished:0\n"
+	if err := os.WriteFile(p, []byte("scrub status:1\n"+fixUUID+":1"+line+fixUUID+":2"+line), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	got, err := collect(t, newFixture(t, "testdata/sys", root))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v := value(t, got, "panther_btrfs_scrub_running", map[string]string{"uuid": fixUUID}); v != 1 {
+		t.Errorf("running = %v", v)
+	}
+	for _, m := range []string{"panther_btrfs_scrub_last_finished_timestamp_seconds", "panther_btrfs_scrub_errors", "panther_btrfs_scrub_bytes"} {
+		if len(got[m]) != 0 {
+			t.Errorf("%s exported while the first scrub runs", m)
+		}
+	}
+}
