@@ -27,6 +27,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -518,15 +519,20 @@ func convert(mf *dto.MetricFamily) (*family, error) {
 			return nil, fmt.Errorf("metric %s: samples with timestamps are not supported", f.name)
 		}
 		values := make([]string, len(labels))
+		for _, l := range m.Label {
+			values[sort.SearchStrings(labels, l.GetName())] = l.GetValue()
+		}
+		// The series' identity: its non-empty labels in name order.
 		var key strings.Builder
+		key.Grow(len(f.name) + 16*len(labels))
 		key.WriteString(f.name)
 		key.WriteByte('{')
-		ls := append([]*dto.LabelPair(nil), m.Label...)
-		sort.Slice(ls, func(i, j int) bool { return ls[i].GetName() < ls[j].GetName() })
-		for _, l := range ls {
-			values[sort.SearchStrings(labels, l.GetName())] = l.GetValue()
-			if l.GetValue() != "" {
-				fmt.Fprintf(&key, "%s=%q,", l.GetName(), l.GetValue())
+		for i, v := range values {
+			if v != "" {
+				key.WriteString(labels[i])
+				key.WriteByte('=')
+				key.WriteString(strconv.Quote(v))
+				key.WriteByte(',')
 			}
 		}
 		key.WriteByte('}')
