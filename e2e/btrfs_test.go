@@ -5,8 +5,11 @@ package e2e
 import (
 	"bufio"
 	"fmt"
+	iofs "io/fs"
 	"math"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -572,5 +575,85 @@ func TestBtrfsWithoutCapSysAdmin(t *testing.T) {
 	})
 	if !strings.Contains(p.Output(), "CAP_SYS_ADMIN") {
 		t.Errorf("the reason is not logged:\n%s", p.Output())
+	}
+}
+
+// copyBtrfsSysfs copies /sys/fs/btrfs/<uuid> (its readable files, and
+// devices/<name>/size) into a fresh --path.sysfs tree, leaving out the
+// files skip names.
+func copyBtrfsSysfs(t testing.TB, uuid string, skip func(rel string) bool) string {
+	t.Helper()
+	src := filepath.Join("/sys/fs/btrfs", uuid)
+	sys := t.TempDir()
+	dst := filepath.Join(sys, "fs", "btrfs", uuid)
+	err := filepath.WalkDir(src, func(p string, d iofs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(src, p)
+		if rel == "bdi" || skip(rel) {
+			if d.IsDir() {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if d.IsDir() {
+			return os.MkdirAll(filepath.Join(dst, rel), 0o755)
+		}
+		if d.Type()&iofs.ModeSymlink != 0 && filepath.Dir(rel) == "devices" {
+			b, err := os.ReadFile(filepath.Join(p, "size"))
+			if err != nil {
+				return err
+			}
+			if err := os.MkdirAll(filepath.Join(dst, rel), 0o755); err != nil {
+				return err
+			}
+			return os.WriteFile(filepath.Join(dst, rel, "size"), b, 0o644)
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return nil // write-only attributes
+		}
+		return os.WriteFile(filepath.Join(dst, rel), b, 0o644)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sys
+}
+
+// TestBtrfsDeviceErrorsByIoctl hides devinfo/<id>/error_stats, as kernels
+// before 5.14 have it, and checks that the counters, read then with
+// BTRFS_IOC_GET_DEV_STATS, still equal `btrfs device stats` after a
+// corruption was found.
+func TestBtrfsDeviceErrorsByIoctl(t *testing.T) {
+	fs := newBtrfs(t)
+	fs.Subvolume("data")
+	fs.WriteFile("data/file", 4<<20)
+	fs.Corrupt("data/file")
+	fs.Scrub()
+	stats := btrfsDeviceStats(t, fs.Mnt)
+	dev1 := strings.TrimPrefix(fs.Loops[0], "/dev/")
+	if stats[dev1]["corruption"] == 0 {
+		t.Fatalf("no corruption counted on %s: %v", dev1, stats)
+	}
+	sys := copyBtrfsSysfs(t, fs.UUID, func(rel string) bool { return filepath.Base(rel) == "error_stats" })
+	e := startExporter(t, "--collector.disable-defaults", "--collector.btrfs", "--path.sysfs="+sys)
+	f := e.Scrape(t)
+	if v, ok := f.Value("panther_scrape_collector_success", map[string]string{"collector": "btrfs"}); !ok || v != 1 {
+		t.Fatalf("collector success = %v %v:\n%s", v, ok, e.Output())
+	}
+	n := 0
+	for dev, types := range stats {
+		for typ, want := range types {
+			v, ok := f.Value("panther_btrfs_device_errors_total", map[string]string{"uuid": fs.UUID, "device": dev, "type": typ})
+			if !ok || v != want {
+				t.Errorf("device errors %s/%s = %v %v, btrfs device stats says %v", dev, typ, v, ok, want)
+			}
+			n++
+		}
+	}
+	if n != 10 {
+		t.Errorf("btrfs device stats gave %d counters, want 10", n)
 	}
 }

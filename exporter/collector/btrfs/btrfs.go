@@ -206,9 +206,18 @@ func (b *Btrfs) updateFS(ctx context.Context, dir string, ch chan<- prometheus.M
 	u := s.UUID
 	// Everything is read before anything is sent, so that a filesystem
 	// unmounted half-way does not leave half its series.
-	sum, scanErr, scanned, devNames := b.subvolumes(ctx, s)
-
+	sum, scanErr, scanned, devNames, mnt := b.subvolumes(ctx, s)
 	var errs []error
+	if s.NoErrorStats {
+		if mnt == "" {
+			errs = append(errs, fmt.Errorf("%s: no devinfo/<id>/error_stats and no mount to ask by ioctl", dir))
+		} else if devs, names, err := ioctlDevices(mnt, u); err != nil {
+			errs = append(errs, err)
+		} else {
+			s.Devices, devNames = devs, names
+		}
+	}
+
 	ch <- info.Const(1, u, s.Label)
 	if s.HasGeneration {
 		ch <- generation.Const(float64(s.Generation), u)
@@ -369,12 +378,13 @@ type scanState struct {
 	err      error
 	logged   string
 	devNames map[string]string // devid -> kernel device name
+	mnt      string            // where the last walk found the filesystem mounted
 }
 
 // subvolumes returns the summary of the last walk, starting a new walk in
 // the background when the generation moved and the interval passed. Only
 // the very first walk of a filesystem is waited for (until ctx ends).
-func (b *Btrfs) subvolumes(ctx context.Context, s *fsStats) (*summary, error, time.Time, map[string]string) {
+func (b *Btrfs) subvolumes(ctx context.Context, s *fsStats) (sum *summary, err error, finished time.Time, devNames map[string]string, mnt string) {
 	b.mu.Lock()
 	st := b.scans[s.UUID]
 	if st == nil {
@@ -405,7 +415,7 @@ func (b *Btrfs) subvolumes(ctx context.Context, s *fsStats) (*summary, error, ti
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return st.sum, st.err, st.finished, st.devNames
+	return st.sum, st.err, st.finished, st.devNames, st.mnt
 }
 
 func keys(m map[string]uint64) []string {
@@ -418,8 +428,9 @@ func keys(m map[string]uint64) []string {
 
 // walk lists the subvolumes of filesystem uuid and stores the summary.
 func (b *Btrfs) walk(st *scanState, uuid string, devIDs, devNames []string) {
-	sum, names, err := b.scanFS(uuid, devIDs, devNames)
+	sum, names, mnt, err := b.scanFS(uuid, devIDs, devNames)
 	b.mu.Lock()
+	st.mnt = mnt
 	defer b.mu.Unlock()
 	st.running = false
 	close(st.done)
@@ -447,20 +458,19 @@ func (b *Btrfs) walk(st *scanState, uuid string, devIDs, devNames []string) {
 
 // scanFS finds a mount of the filesystem, maps device ids to names and
 // walks the subvolumes.
-func (b *Btrfs) scanFS(uuid string, devIDs, devNames []string) (*summary, map[string]string, error) {
-	mnt, err := b.findMount(uuid, devNames)
-	if err != nil {
-		return nil, nil, err
+func (b *Btrfs) scanFS(uuid string, devIDs, devNames []string) (sum *summary, names map[string]string, mnt string, err error) {
+	if mnt, err = b.findMount(uuid, devNames); err != nil {
+		return nil, nil, "", err
 	}
 	fd, err := unix.Open(mnt, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
 	if err != nil {
-		return nil, nil, fmt.Errorf("%w: open %s: %v", errNoScan, mnt, err)
+		return nil, nil, "", fmt.Errorf("%w: open %s: %v", errNoScan, mnt, err)
 	}
 	defer unix.Close(fd)
 	if got, err := fsid(fd); err != nil || got != uuid {
-		return nil, nil, fmt.Errorf("%w: %s is not filesystem %s (%s %v)", errNoScan, mnt, uuid, got, err)
+		return nil, nil, "", fmt.Errorf("%w: %s is not filesystem %s (%s %v)", errNoScan, mnt, uuid, got, err)
 	}
-	names := map[string]string{}
+	names = map[string]string{}
 	for _, id := range devIDs {
 		n, _ := strconv.ParseUint(id, 10, 64)
 		if p, err := devPath(fd, n); err == nil {
@@ -470,16 +480,16 @@ func (b *Btrfs) scanFS(uuid string, devIDs, devNames []string) (*summary, map[st
 	t := &treeSearcher{fd: fd}
 	subs, err := t.subvolumes()
 	if errors.Is(err, unix.EPERM) || errors.Is(err, unix.EACCES) {
-		return nil, names, fmt.Errorf("%w: %s: %v (needs CAP_SYS_ADMIN)", errNoScan, mnt, err)
+		return nil, names, mnt, fmt.Errorf("%w: %s: %v (needs CAP_SYS_ADMIN)", errNoScan, mnt, err)
 	}
 	if err != nil {
-		return nil, names, fmt.Errorf("listing subvolumes of %s: %w", mnt, err)
+		return nil, names, mnt, fmt.Errorf("listing subvolumes of %s: %w", mnt, err)
 	}
-	sum, err := summarize(subs, t.dirPath, b.quota)
+	sum, err = summarize(subs, t.dirPath, b.quota)
 	if err != nil {
-		return nil, names, fmt.Errorf("listing subvolumes of %s: %w", mnt, err)
+		return nil, names, mnt, fmt.Errorf("listing subvolumes of %s: %w", mnt, err)
 	}
-	return sum, names, nil
+	return sum, names, mnt, nil
 }
 
 // findMount returns a mount point (under --path.rootfs) of the btrfs whose

@@ -2,7 +2,10 @@ package btrfs
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
+	"path/filepath"
+	"strconv"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -50,4 +53,59 @@ func devPath(fd int, devid uint64) (string, error) {
 		return string(a.Path[:i]), nil
 	}
 	return string(a.Path[:]), nil
+}
+
+const iocGetDevStats = 0xC4089434 // _IOWR(0x94, 52, struct btrfs_ioctl_get_dev_stats) (1032 bytes)
+
+// getDevStatsArgs is struct btrfs_ioctl_get_dev_stats.
+type getDevStatsArgs struct {
+	DevID, NrItems, Flags uint64
+	Values                [5]uint64 // write, read, flush, corruption, generation
+	_                     [121]uint64
+}
+
+// devStatTypes are the type labels of getDevStatsArgs.Values, in order.
+var devStatTypes = [5]string{"write", "read", "flush", "corruption", "generation"}
+
+// ioctlDevices reads the error counters of every device of the filesystem
+// mounted at mnt with BTRFS_IOC_GET_DEV_STATS (no privileges needed to
+// read), for kernels whose sysfs lacks devinfo/<id>/error_stats (before
+// 5.14). Devices are named by the basename of their path.
+func ioctlDevices(mnt, uuid string) ([]device, map[string]string, error) {
+	fd, err := unix.Open(mnt, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
+	if err != nil {
+		return nil, nil, fmt.Errorf("open %s: %w", mnt, err)
+	}
+	defer unix.Close(fd)
+	var fi fsInfoArgs
+	if _, _, errno := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), iocFSInfo, uintptr(unsafe.Pointer(&fi))); errno != 0 {
+		return nil, nil, fmt.Errorf("%s: BTRFS_IOC_FS_INFO: %w", mnt, errno)
+	}
+	if got := uuidString(fi.FSID); got != uuid {
+		return nil, nil, fmt.Errorf("%s is now filesystem %s, not %s", mnt, got, uuid)
+	}
+	var devs []device
+	names := map[string]string{}
+	for id := uint64(1); id <= fi.MaxID && id < 1<<16; id++ {
+		p, err := devPath(fd, id)
+		if errors.Is(err, unix.ENODEV) {
+			continue // removed device: ids have holes
+		}
+		if err != nil {
+			return nil, nil, fmt.Errorf("%s: %w", mnt, err)
+		}
+		a := getDevStatsArgs{DevID: id, NrItems: 5}
+		if _, _, errno := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), iocGetDevStats, uintptr(unsafe.Pointer(&a))); errno != 0 {
+			return nil, nil, fmt.Errorf("%s: BTRFS_IOC_GET_DEV_STATS %d: %w", mnt, id, errno)
+		}
+		d := device{ID: strconv.FormatUint(id, 10), Errors: map[string]uint64{}}
+		for i, typ := range devStatTypes {
+			if uint64(i) < a.NrItems {
+				d.Errors[typ] = a.Values[i]
+			}
+		}
+		devs = append(devs, d)
+		names[d.ID] = filepath.Base(p)
+	}
+	return devs, names, nil
 }

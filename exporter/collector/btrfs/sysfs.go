@@ -60,6 +60,9 @@ type fsStats struct {
 	Devices           []device               // by devid
 	Commit            map[string]uint64      // commit_stats, raw keys
 	HasQuota          bool
+	// NoErrorStats: devinfo/<id>/error_stats is missing (kernel before
+	// 5.14); the counters come from BTRFS_IOC_GET_DEV_STATS instead.
+	NoErrorStats bool
 }
 
 // errVanished marks a filesystem whose sysfs directory disappeared while it
@@ -221,7 +224,9 @@ func readFS(dir string) (*fsStats, error) {
 	}
 
 	infos, err := r.list("devinfo")
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+	if errors.Is(err, fs.ErrNotExist) {
+		s.NoErrorStats = true
+	} else if err != nil {
 		return nil, err
 	}
 	for _, d := range infos {
@@ -230,7 +235,8 @@ func readFS(dir string) (*fsStats, error) {
 		}
 		kv, err := r.keyValues(filepath.Join("devinfo", d.Name(), "error_stats"))
 		if errors.Is(err, fs.ErrNotExist) {
-			continue // kernel before 5.14: error counters only by ioctl
+			s.NoErrorStats = true // kernel before 5.14: error counters only by ioctl
+			continue
 		}
 		if err != nil {
 			return nil, err
