@@ -293,3 +293,34 @@ func (b *Btrfs) SetScrubSpeed(bytesPerSec int64) {
 		}
 	}
 }
+
+// Populate gives the filesystem the shape of a pantherOS host: subvolumes
+// "root", "persist" and "nix" with some data, quotas on, and read-only
+// snapshots of "persist" under .snapshots/persist/<n> (n from 1). It
+// returns the creation time window of the last snapshot.
+func (b *Btrfs) Populate(snapshots int) (before, after time.Time) {
+	b.t.Helper()
+	for _, s := range []string{"root", "persist", "nix"} {
+		b.Subvolume(s)
+	}
+	b.WriteFile("persist/state", 1<<20)
+	b.WriteFile("nix/store-blob", 2<<20)
+	runCmd(b.t, "btrfs", "quota", "enable", b.Mnt)
+	runCmd(b.t, "btrfs", "quota", "rescan", "-w", b.Mnt)
+	for i := 1; i <= snapshots; i++ {
+		before, after = b.Snapshot("persist", fmt.Sprintf(".snapshots/persist/%d", i))
+	}
+	return before, after
+}
+
+// CorruptAndScrub is the "corrupted Btrfs" fault: it writes a file, damages
+// its copy on device 1 with dd and scrubs, leaving checksum errors (found
+// and corrected from the mirror) in the scrub status and the device's
+// corruption counter above 0.
+func (b *Btrfs) CorruptAndScrub() {
+	b.t.Helper()
+	rel := fmt.Sprintf("corrupt-%d", time.Now().UnixNano())
+	b.WriteFile(rel, 1<<20)
+	b.Corrupt(rel)
+	b.Scrub()
+}

@@ -657,3 +657,27 @@ func TestBtrfsDeviceErrorsByIoctl(t *testing.T) {
 		t.Errorf("btrfs device stats gave %d counters, want 10", n)
 	}
 }
+
+// TestBtrfsCorruptedFault runs the helpers the rules and dashboards tests
+// use (Populate, CorruptAndScrub) and checks the exporter shows the fault
+// as btrfs-progs does.
+func TestBtrfsCorruptedFault(t *testing.T) {
+	fs := newBtrfs(t)
+	fs.Populate(3)
+	fs.CorruptAndScrub()
+	e := startExporter(t, "--collector.disable-defaults", "--collector.btrfs")
+	eventually(t, 20*time.Second, "exporter agrees with btrfs-progs", func() error {
+		return compareAll(t, e, nil, fs)
+	})
+	f := e.Scrape(t)
+	u := map[string]string{"uuid": fs.UUID}
+	if v, _ := f.Value("panther_btrfs_scrub_errors", map[string]string{"uuid": fs.UUID, "type": "csum"}); v == 0 {
+		t.Error("no csum errors after CorruptAndScrub")
+	}
+	if v, _ := f.Value("panther_btrfs_snapshots", map[string]string{"uuid": fs.UUID, "subvolume": "persist"}); v != 3 {
+		t.Errorf("snapshots of persist = %v, want 3", v)
+	}
+	if n := len(f.Series("panther_btrfs_quota_referenced_bytes", u)); n != 3 {
+		t.Errorf("%d quota series, want root, persist, nix", n)
+	}
+}
