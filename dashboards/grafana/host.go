@@ -54,8 +54,8 @@ func Host() Dashboard {
 					Queries: []Query{qi(`1 - panther_filesystem_files_free{`+sel+`} / (panther_filesystem_files{`+sel+`} > 0)`, "{{mountpoint}}")}},
 				{Title: "Filesystems", Kind: Table, Unit: "bytes", Thresholds: Steps("green"),
 					Queries: []Query{
-						qi(`panther_filesystem_size_bytes{`+sel+`}`, "size"),
-						qi(`panther_filesystem_avail_bytes{`+sel+`}`, "available"),
+						qi(`panther_filesystem_size_bytes{`+sel+`}`, "Size"),
+						qi(`panther_filesystem_avail_bytes{`+sel+`}`, "Available"),
 					}},
 				{Title: "Space available", Kind: TimeSeries, Unit: "bytes", Thresholds: Steps("red", 1<<30, "green"), Min: ptr(0.0), Width: 12,
 					Queries: []Query{q(`panther_filesystem_avail_bytes{`+sel+`}`, "{{mountpoint}}")}},

@@ -137,6 +137,23 @@ func buildPanel(p Panel, id uint32) (cog.Builder[dashboard.Panel], error) {
 		if len(p.Queries) > 1 {
 			b.WithTransformation(dashboard.DataTransformerConfig{Id: "merge", Options: map[string]any{}})
 		}
+		// Hide what is the same on every row of a one-host table, and
+		// name the value columns after their queries' legends.
+		rename := map[string]any{}
+		for i, qu := range p.Queries {
+			if qu.Legend == "" {
+				continue
+			}
+			col := "Value"
+			if len(p.Queries) > 1 {
+				col = "Value #" + string(rune('A'+i))
+			}
+			rename[col] = qu.Legend
+		}
+		b.WithTransformation(dashboard.DataTransformerConfig{Id: "organize", Options: map[string]any{
+			"excludeByName": map[string]any{"Time": true, "__name__": true, "job": true},
+			"renameByName":  rename,
+		}})
 		return b, nil
 	}
 	return nil, fmt.Errorf("panel %q: unknown kind %q", p.Title, p.Kind)
