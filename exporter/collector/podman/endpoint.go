@@ -19,6 +19,7 @@ import (
 	"github.com/containers/podman/v5/pkg/bindings/system"
 	"github.com/containers/podman/v5/pkg/bindings/volumes"
 	"github.com/containers/podman/v5/pkg/domain/entities/types"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Container is what the snapshot keeps of one container.
@@ -82,7 +83,8 @@ type endpoint struct {
 	counts   map[string]*Counts
 	st       status
 	lastLog  string
-	lastNano int64 // time of the last event seen, to resume after a reconnect
+	lastNano int64               // time of the last event seen, to resume after a reconnect
+	cache    []prometheus.Metric // built from snap, counts and st; nil after a change
 
 	// owned by the list loop
 	inspect   map[string]*inspected
@@ -104,15 +106,16 @@ func newEndpoint(name, uri string, o Options, logger *slog.Logger) *endpoint {
 	}
 }
 
-// read returns a consistent copy of what the scrape needs.
-func (e *endpoint) read() (*Snapshot, map[string]Counts, status) {
+// metrics returns the socket's metrics, built once per change of the
+// snapshot, counters or status (see build), with the snapshot and status
+// they came from.
+func (e *endpoint) metrics() ([]prometheus.Metric, *Snapshot, status) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	c := make(map[string]Counts, len(e.counts))
-	for k, v := range e.counts {
-		c[k] = *v
+	if e.cache == nil {
+		e.cache = build(e.name, e.snap, e.counts, e.st)
 	}
-	return e.snap, c, e.st
+	return e.cache, e.snap, e.st
 }
 
 // setStatus records the socket's state and logs each change once.
@@ -124,6 +127,9 @@ func (e *endpoint) setStatus(up bool, err error) {
 	e.mu.Lock()
 	was := e.st
 	e.st = status{up: up, err: msg}
+	if was != e.st {
+		e.cache = nil
+	}
 	logIt := msg != e.lastLog || was.up != up
 	e.lastLog = msg
 	e.mu.Unlock()
@@ -247,6 +253,7 @@ func (e *endpoint) events(ctx context.Context, conn context.Context) error {
 				e.lastNano = nano
 			}
 			eff := HandleEvent(ev, e.counts)
+			e.cache = nil
 			e.mu.Unlock()
 			if eff.Inspect != "" {
 				e.forceMu.Lock()
@@ -391,6 +398,7 @@ func (e *endpoint) list(ctx, conn context.Context) error {
 						e.counts[name] = &Counts{}
 					}
 					e.counts[name].OOMKills++
+					e.cache = nil
 				}
 				e.mu.Unlock()
 			}
@@ -477,6 +485,7 @@ func (e *endpoint) list(ctx, conn context.Context) error {
 		snap.Stats, snap.StatsAt = prev.Stats, prev.StatsAt
 	}
 	e.snap = snap
+	e.cache = nil
 	e.mu.Unlock()
 	e.setStatus(true, errors.Join(errs...))
 	return nil
@@ -505,6 +514,7 @@ func (e *endpoint) statsLoop(ctx, conn context.Context) error {
 			s := *e.snap
 			s.Stats, s.StatsAt = st, time.Now()
 			e.snap = &s
+			e.cache = nil
 		}
 		up := e.st.up
 		e.mu.Unlock()

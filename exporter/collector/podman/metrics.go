@@ -16,7 +16,7 @@ var (
 	statsAgeM   = collector.Gauge(c, "podman_stats_age_seconds", "Seconds since the container stats of this socket were last taken.", "socket")
 	containersM = collector.Gauge(c, "podman_containers", "Containers by state.", "socket", "state")
 	infoM       = collector.Gauge(c, "podman_container_info", "Always 1; the container's id (12 characters), image and pod.", "socket", "name", "id", "image", "pod")
-	stateM      = collector.Gauge(c, "podman_container_state", "1 for the container's current state, 0 for the other usual states.", "socket", "name", "state")
+	stateM      = collector.Gauge(c, "podman_container_state", "Always 1, labelled with the container's current state (created, running, paused, stopped, exited, ...): one series per container.", "socket", "name", "state")
 	healthM     = collector.Gauge(c, "podman_container_health", "1 for the container's healthcheck status (healthy, unhealthy, starting), 0 for the others; containers without a healthcheck have none.", "socket", "name", "health")
 	restartsM   = collector.Counter(c, "podman_container_restarts_total", "Restarts by the container's restart policy (podman inspect RestartCount).", "socket", "name")
 	exitCodeM   = collector.Gauge(c, "podman_container_exit_code", "Exit code of the container's last run (0 while it never exited).", "socket", "name")
@@ -65,25 +65,48 @@ func withState(states []string, s string) []string {
 	return append(append([]string{}, states...), s)
 }
 
-// emit sends one socket's metrics. While the socket is down, only up, the
-// snapshot's age and the event counters are sent: a stale list would look
-// like live containers.
-func emit(ch chan<- prometheus.Metric, sock string, snap *Snapshot, counts map[string]Counts, st status, now time.Time) {
-	up := 0.0
-	if st.up {
-		up = 1
-	}
-	ch <- upM.Const(up, sock)
+// emitAges sends the snapshot's age, the only figures that change between
+// two refreshes.
+func emitAges(ch chan<- prometheus.Metric, sock string, snap *Snapshot, now time.Time) {
 	if snap != nil && !snap.ListedAt.IsZero() {
 		ch <- snapAgeM.Const(now.Sub(snap.ListedAt).Seconds(), sock)
 	}
 	if snap != nil && !snap.StatsAt.IsZero() {
 		ch <- statsAgeM.Const(now.Sub(snap.StatsAt).Seconds(), sock)
 	}
+}
+
+// build returns one socket's metrics (all but the ages). The result is
+// cached until the snapshot, the counters or the status change, so that a
+// scrape only sends ready-made metrics. While the socket is down, only up
+// and the event counters are sent: a stale list would look like live
+// containers.
+func build(sock string, snap *Snapshot, counts map[string]*Counts, st status) []prometheus.Metric {
+	n := 1 + 3*len(counts)
+	if snap != nil {
+		n += 24*len(snap.Containers) + 2*len(snap.Pods) + 20
+	}
+	out := make([]prometheus.Metric, 0, n)
+	ch := sliceSink{&out}
+	up := 0.0
+	if st.up {
+		up = 1
+	}
+	ch.send(upM.Const(up, sock))
+	emitStatic(ch, sock, snap, counts, st)
+	return out
+}
+
+type sliceSink struct{ s *[]prometheus.Metric }
+
+func (k sliceSink) send(m prometheus.Metric) { *k.s = append(*k.s, m) }
+
+func emitStatic(k sliceSink, sock string, snap *Snapshot, counts map[string]*Counts, st status) {
+	ch := k
 	for name, n := range counts {
-		ch <- oomM.Const(n.OOMKills, sock, name)
-		ch <- exitsM.Const(n.NonZeroExits, sock, name)
-		ch <- restartEvM.Const(n.RestartEvents, sock, name)
+		ch.send(oomM.Const(n.OOMKills, sock, name))
+		ch.send(exitsM.Const(n.NonZeroExits, sock, name))
+		ch.send(restartEvM.Const(n.RestartEvents, sock, name))
 	}
 	if !st.up || snap == nil || snap.ListedAt.IsZero() {
 		return
@@ -95,39 +118,33 @@ func emit(ch chan<- prometheus.Metric, sock string, snap *Snapshot, counts map[s
 	for _, ct := range snap.Containers {
 		n := ct.Name
 		byState[ct.State]++
-		ch <- infoM.Const(1, sock, n, shortID(ct.ID), ct.Image, ct.Pod)
-		for _, s := range withState(containerStates, ct.State) {
-			v := 0.0
-			if s == ct.State {
-				v = 1
-			}
-			ch <- stateM.Const(v, sock, n, s)
-		}
+		ch.send(infoM.Const(1, sock, n, shortID(ct.ID), ct.Image, ct.Pod))
+		ch.send(stateM.Const(1, sock, n, ct.State))
 		if ct.Health != "" {
 			for _, h := range withState(healthStates, ct.Health) {
 				v := 0.0
 				if h == ct.Health {
 					v = 1
 				}
-				ch <- healthM.Const(v, sock, n, h)
+				ch.send(healthM.Const(v, sock, n, h))
 			}
 		}
-		ch <- restartsM.Const(ct.Restarts, sock, n)
-		ch <- exitCodeM.Const(ct.ExitCode, sock, n)
+		ch.send(restartsM.Const(ct.Restarts, sock, n))
+		ch.send(exitCodeM.Const(ct.ExitCode, sock, n))
 		if ct.Created > 0 {
-			ch <- createdM.Const(ct.Created, sock, n)
+			ch.send(createdM.Const(ct.Created, sock, n))
 		}
 		if ct.Started > 0 {
-			ch <- startedM.Const(ct.Started, sock, n)
+			ch.send(startedM.Const(ct.Started, sock, n))
 		}
 		if ct.Finished > 0 && ct.State == "exited" {
-			ch <- finishedM.Const(ct.Finished, sock, n)
+			ch.send(finishedM.Const(ct.Finished, sock, n))
 		}
 		if _, seen := counts[n]; !seen {
 			// Every container has its event counters, from zero.
-			ch <- oomM.Const(0, sock, n)
-			ch <- exitsM.Const(0, sock, n)
-			ch <- restartEvM.Const(0, sock, n)
+			ch.send(oomM.Const(0, sock, n))
+			ch.send(exitsM.Const(0, sock, n))
+			ch.send(restartEvM.Const(0, sock, n))
 		}
 		if ct.State != "running" && ct.State != "paused" {
 			continue
@@ -136,17 +153,17 @@ func emit(ch chan<- prometheus.Metric, sock string, snap *Snapshot, counts map[s
 		if !ok {
 			continue
 		}
-		ch <- cpuM.Const(s.CPUSeconds, sock, n)
-		ch <- memM.Const(s.MemUsage, sock, n)
-		ch <- memLimitM.Const(s.MemLimit, sock, n)
-		ch <- pidsM.Const(s.PIDs, sock, n)
-		ch <- netRxM.Const(s.NetRxBytes, sock, n)
-		ch <- netTxM.Const(s.NetTxBytes, sock, n)
-		ch <- blockRM.Const(s.BlockRead, sock, n)
-		ch <- blockWM.Const(s.BlockWritten, sock, n)
+		ch.send(cpuM.Const(s.CPUSeconds, sock, n))
+		ch.send(memM.Const(s.MemUsage, sock, n))
+		ch.send(memLimitM.Const(s.MemLimit, sock, n))
+		ch.send(pidsM.Const(s.PIDs, sock, n))
+		ch.send(netRxM.Const(s.NetRxBytes, sock, n))
+		ch.send(netTxM.Const(s.NetTxBytes, sock, n))
+		ch.send(blockRM.Const(s.BlockRead, sock, n))
+		ch.send(blockWM.Const(s.BlockWritten, sock, n))
 	}
 	for s, n := range byState {
-		ch <- containersM.Const(float64(n), sock, s)
+		ch.send(containersM.Const(float64(n), sock, s))
 	}
 	podByState := map[string]int{}
 	for _, s := range podStates {
@@ -154,13 +171,13 @@ func emit(ch chan<- prometheus.Metric, sock string, snap *Snapshot, counts map[s
 	}
 	for _, p := range snap.Pods {
 		podByState[p.State]++
-		ch <- podStateM.Const(1, sock, p.Name, p.State)
-		ch <- podCtrsM.Const(float64(p.Containers), sock, p.Name)
+		ch.send(podStateM.Const(1, sock, p.Name, p.State))
+		ch.send(podCtrsM.Const(float64(p.Containers), sock, p.Name))
 	}
 	for s, n := range podByState {
-		ch <- podsM.Const(float64(n), sock, s)
+		ch.send(podsM.Const(float64(n), sock, s))
 	}
-	ch <- imagesM.Const(float64(snap.Images), sock)
-	ch <- imageBytesM.Const(snap.ImageBytes, sock)
-	ch <- volumesM.Const(float64(snap.Volumes), sock)
+	ch.send(imagesM.Const(float64(snap.Images), sock))
+	ch.send(imageBytesM.Const(snap.ImageBytes, sock))
+	ch.send(volumesM.Const(float64(snap.Volumes), sock))
 }

@@ -197,10 +197,15 @@ func (p *Podman) Update(_ context.Context, ch chan<- prometheus.Metric) error {
 	var errs []error
 	now := time.Now()
 	for _, e := range eps {
-		snap, counters, status := e.read()
-		emit(ch, e.name, snap, counters, status, now)
-		if status.err != "" {
-			errs = append(errs, fmt.Errorf("socket %s (%s): %s", e.name, e.uri, status.err))
+		ms, snap, st := e.metrics()
+		for _, m := range ms {
+			ch <- m
+		}
+		if st.up {
+			emitAges(ch, e.name, snap, now)
+		}
+		if st.err != "" {
+			errs = append(errs, fmt.Errorf("socket %s (%s): %s", e.name, e.uri, st.err))
 		}
 	}
 	return errors.Join(errs...)
