@@ -28,6 +28,13 @@ func Containers() Dashboard {
 				{Title: "Memory of limit", Kind: BarGauge, Unit: "percentunit", Thresholds: ratioHigh, Min: ptr(0.0), Max: ptr(1.0),
 					Description: "Memory use over the container's limit (the host's memory when it has none).",
 					Queries:     []Query{qi(`instance_socket_name:panther_podman_container_memory_usage:ratio{`+sel+`}`, "{{socket}}/{{name}}")}},
+				{Title: "Container processes", Kind: TimeSeries, Unit: "short", Thresholds: Steps("green", 500, "orange", 900, "red"), Min: ptr(0.0),
+					Queries: []Query{q(`panther_podman_container_pids{`+sel+`}`, "{{socket}}/{{name}}")}},
+				{Title: "Container block I/O", Kind: TimeSeries, Unit: "Bps", Thresholds: Steps("green"),
+					Queries: []Query{
+						q(`rate(panther_podman_container_block_read_bytes_total{`+sel+`}[$__rate_interval])`, "{{socket}}/{{name}} read"),
+						q(`-rate(panther_podman_container_block_written_bytes_total{`+sel+`}[$__rate_interval])`, "{{socket}}/{{name}} written"),
+					}},
 				{Title: "State", Kind: Table, Unit: "none", Thresholds: Steps("green"),
 					Queries: []Query{qi(`panther_podman_container_state{`+sel+`} == 1`, "")}},
 				{Title: "Health", Kind: Stat, Unit: "none", Thresholds: Steps("green"), Needs: ContainerHealthcheck,
