@@ -101,10 +101,21 @@ func (b *Btrfs) Unmount() {
 
 func (b *Btrfs) destroy() {
 	if b.mounted {
-		if out, err := exec.Command("umount", b.Mnt).CombinedOutput(); err != nil {
-			// A scrub or a reader may still hold it; lazy unmount then.
-			b.t.Logf("umount %s: %v %s", b.Mnt, err, out)
-			_ = exec.Command("umount", "-l", b.Mnt).Run()
+		// A process being stopped may still hold it for a moment: try for
+		// a while, then unmount lazily.
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			out, err := exec.Command("umount", b.Mnt).CombinedOutput()
+			if err == nil {
+				break
+			}
+			if time.Now().After(deadline) {
+				users, _ := exec.Command("fuser", "-vm", b.Mnt).CombinedOutput()
+				b.t.Logf("umount %s: %v %s (users: %s); unmounting lazily", b.Mnt, err, out, users)
+				_ = exec.Command("umount", "-l", b.Mnt).Run()
+				break
+			}
+			time.Sleep(100 * time.Millisecond)
 		}
 	}
 	for _, l := range b.Loops {

@@ -451,6 +451,16 @@ func TestBtrfs(t *testing.T) {
 		return nil
 	})
 
+	// Shrink the filesystem on device 1: unallocated space now counts the
+	// filesystem's size on it, not the block device's ("Device slack").
+	runCmd(t, "btrfs", "filesystem", "resize", "1:-128M", fs.Mnt)
+	eventually(t, 30*time.Second, "exporter agrees with btrfs-progs after a shrink", func() error {
+		if u := btrfsUsage(t, fs.Mnt); u.Overall["Device slack"] != 128<<20 {
+			return fmt.Errorf("btrfs filesystem usage shows slack %v after the shrink", u.Overall["Device slack"])
+		}
+		return compareAll(t, e, ne, fs)
+	})
+
 	// Corrupt one copy of data/file and scrub: csum errors found and
 	// corrected from the mirror, counted on devid 1.
 	fs.Corrupt("data/file")

@@ -83,9 +83,9 @@ var (
 	globalRsvUsed = collector.Gauge(name, "btrfs_global_reserve_used_bytes",
 		"Bytes of the global block reserve in use (the \"used\" of `btrfs filesystem usage`).", "uuid")
 	unallocated = collector.Gauge(name, "btrfs_unallocated_bytes",
-		"Device bytes not allocated to any chunk: device sizes minus allocated chunks. Near 0 predicts ENOSPC.", "uuid")
+		"Device bytes not allocated to any chunk: device sizes (as the filesystem uses them) minus allocated chunks. Near 0 predicts ENOSPC.", "uuid")
 	deviceSize = collector.Gauge(name, "btrfs_device_size_bytes",
-		"Size of a member device.", "uuid", "device")
+		"Size of a member device as the filesystem uses it (the block device's size until the first subvolume walk).", "uuid", "device")
 	deviceErrors = collector.Counter(name, "btrfs_device_errors_total",
 		"Device error counters (type: write, read, flush, corruption, generation), from devinfo/<id>/error_stats.",
 		"uuid", "device", "type")
@@ -206,7 +206,7 @@ func (b *Btrfs) updateFS(ctx context.Context, dir string, ch chan<- prometheus.M
 	u := s.UUID
 	// Everything is read before anything is sent, so that a filesystem
 	// unmounted half-way does not leave half its series.
-	sum, scanErr, scanned, devNames, mnt := b.subvolumes(ctx, s)
+	sum, scanErr, scanned, devNames, mnt, fsSizes := b.subvolumes(ctx, s)
 	var errs []error
 	if s.NoErrorStats {
 		if mnt == "" {
@@ -237,7 +237,14 @@ func (b *Btrfs) updateFS(ctx context.Context, dir string, ch chan<- prometheus.M
 	}
 	ch <- globalRsv.Const(float64(s.GlobalRsvSize), u)
 	ch <- globalRsvUsed.Const(float64(s.GlobalRsvSize-min(s.GlobalRsvReserved, s.GlobalRsvSize)), u)
+	// A device's size is the size the filesystem uses on it (smaller than
+	// the block device after a shrink: "Device slack" in `btrfs filesystem
+	// usage`), known from the last walk (BTRFS_IOC_DEV_INFO, as
+	// node_exporter), else the block device's size from sysfs.
 	for d, sz := range s.DeviceSizes {
+		if fsz, ok := fsSizes[d]; ok && fsz <= sz {
+			sz = fsz
+		}
 		ch <- deviceSize.Const(float64(sz), u, d)
 		devTotal += sz
 	}
@@ -379,12 +386,13 @@ type scanState struct {
 	logged   string
 	devNames map[string]string // devid -> kernel device name
 	mnt      string            // where the last walk found the filesystem mounted
+	fsSizes  map[string]uint64 // device name -> size the filesystem uses (BTRFS_IOC_DEV_INFO)
 }
 
 // subvolumes returns the summary of the last walk, starting a new walk in
 // the background when the generation moved and the interval passed. Only
 // the very first walk of a filesystem is waited for (until ctx ends).
-func (b *Btrfs) subvolumes(ctx context.Context, s *fsStats) (sum *summary, err error, finished time.Time, devNames map[string]string, mnt string) {
+func (b *Btrfs) subvolumes(ctx context.Context, s *fsStats) (sum *summary, err error, finished time.Time, devNames map[string]string, mnt string, fsSizes map[string]uint64) {
 	b.mu.Lock()
 	st := b.scans[s.UUID]
 	if st == nil {
@@ -415,7 +423,7 @@ func (b *Btrfs) subvolumes(ctx context.Context, s *fsStats) (sum *summary, err e
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return st.sum, st.err, st.finished, st.devNames, st.mnt
+	return st.sum, st.err, st.finished, st.devNames, st.mnt, st.fsSizes
 }
 
 func keys(m map[string]uint64) []string {
@@ -471,12 +479,19 @@ func (b *Btrfs) scanFS(uuid string, devIDs, devNames []string) (sum *summary, na
 		return nil, nil, "", fmt.Errorf("%w: %s is not filesystem %s (%s %v)", errNoScan, mnt, uuid, got, err)
 	}
 	names = map[string]string{}
+	sizes := map[string]uint64{}
 	for _, id := range devIDs {
 		n, _ := strconv.ParseUint(id, 10, 64)
-		if p, err := devPath(fd, n); err == nil {
+		if p, total, err := devInfo(fd, n); err == nil {
 			names[id] = filepath.Base(p)
+			sizes[filepath.Base(p)] = total
 		}
 	}
+	b.mu.Lock()
+	if st := b.scans[uuid]; st != nil {
+		st.fsSizes = sizes
+	}
+	b.mu.Unlock()
 	t := &treeSearcher{fd: fd}
 	subs, err := t.subvolumes()
 	if errors.Is(err, unix.EPERM) || errors.Is(err, unix.EACCES) {

@@ -45,14 +45,21 @@ func fsid(fd int) (string, error) {
 
 // devPath asks for the path of device devid (no privileges needed).
 func devPath(fd int, devid uint64) (string, error) {
+	p, _, err := devInfo(fd, devid)
+	return p, err
+}
+
+// devInfo asks for the path of device devid and its size as the
+// filesystem uses it (less than the block device after a shrink).
+func devInfo(fd int, devid uint64) (path string, totalBytes uint64, err error) {
 	a := devInfoArgs{DevID: devid}
 	if _, _, errno := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), iocDevInfo, uintptr(unsafe.Pointer(&a))); errno != 0 {
-		return "", fmt.Errorf("BTRFS_IOC_DEV_INFO %d: %w", devid, errno)
+		return "", 0, fmt.Errorf("BTRFS_IOC_DEV_INFO %d: %w", devid, errno)
 	}
 	if i := bytes.IndexByte(a.Path[:], 0); i >= 0 {
-		return string(a.Path[:i]), nil
+		return string(a.Path[:i]), a.TotalBytes, nil
 	}
-	return string(a.Path[:]), nil
+	return string(a.Path[:]), a.TotalBytes, nil
 }
 
 const iocGetDevStats = 0xC4089434 // _IOWR(0x94, 52, struct btrfs_ioctl_get_dev_stats) (1032 bytes)
