@@ -18,7 +18,7 @@ ADDR ?= :9567
 FUZZTIME ?= 20s
 BENCHTIME ?= 1s
 
-.PHONY: all build run test unit e2e lint bench fuzz docs dashboards rules stack clean
+.PHONY: all build run test unit e2e lint bench fuzz docs dashboards rules stack clean nix-vendor-hash
 
 all: build
 
@@ -65,6 +65,10 @@ fuzz:
 # docs/metrics.md is generated from the metric catalog of the code.
 docs:
 	go test ./exporter/cmd/panther-exporter -run TestMetricsDoc -update
+
+# vendorHash of nixos/package.nix: go mod vendor + nix-hash (needs nix-bin).
+nix-vendor-hash:
+	go test -count=1 ./nixos -run TestVendorHash -update-vendor-hash
 
 # dashboards/grafana/*.json are generated from the Go code beside them.
 dashboards:

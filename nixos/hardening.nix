@@ -33,7 +33,9 @@
   ProtectKernelLogs = true;
   ProtectKernelModules = true;
   ProtectKernelTunables = true;
-  ProtectProc = "invisible";
+  # No ProtectProc=invisible (nixpkgs does not set it either): the system
+  # and btrfs collectors read /proc/1/mountinfo, the host's mount table, and
+  # "invisible" hides PID 1 from the unprivileged dynamic user.
   LockPersonality = true;
   MemoryDenyWriteExecute = true;
   RemoveIPC = true;
