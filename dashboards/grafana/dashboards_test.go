@@ -205,6 +205,9 @@ func TestJSONShape(t *testing.T) {
 				IncludeVars bool     `json:"includeVars"`
 			} `json:"links"`
 			Panels []struct {
+				GridPos struct {
+					X, Y, W, H int
+				} `json:"gridPos"`
 				Type       string `json:"type"`
 				Title      string `json:"title"`
 				Datasource struct {
@@ -247,6 +250,22 @@ func TestJSONShape(t *testing.T) {
 		}
 		if len(j.Tags) != 1 || j.Tags[0] != Tag {
 			t.Errorf("%s: tags %v", d.UID, j.Tags)
+		}
+		// The layout: inside the 24 columns, no two panels on one cell.
+		cells := map[[2]int]string{}
+		for _, p := range j.Panels {
+			g := p.GridPos
+			if g.W <= 0 || g.H <= 0 || g.X < 0 || g.X+g.W > 24 {
+				t.Errorf("%s / %s: gridPos %+v outside the grid", d.UID, p.Title, g)
+			}
+			for x := g.X; x < g.X+g.W; x++ {
+				for y := g.Y; y < g.Y+g.H; y++ {
+					if other, taken := cells[[2]int{x, y}]; taken {
+						t.Errorf("%s: %q overlaps %q at %d,%d", d.UID, p.Title, other, x, y)
+					}
+					cells[[2]int{x, y}] = p.Title
+				}
+			}
 		}
 		panels := 0
 		for _, p := range j.Panels {

@@ -36,12 +36,11 @@ type panelBuilder[T any] interface {
 	Thresholds(cog.Builder[dashboard.ThresholdsConfig]) T
 	Mappings([]dashboard.ValueMapping) T
 	WithTarget(cog.Builder[variants.Dataquery]) T
-	Height(uint32) T
-	Span(uint32) T
+	GridPos(dashboard.GridPos) T
 	DataLinks([]cog.Builder[dashboard.DashboardLink]) T
 }
 
-func configure[T panelBuilder[T]](b T, p Panel, id uint32) T {
+func configure[T panelBuilder[T]](b T, p Panel, id uint32, pos dashboard.GridPos) T {
 	b.Id(id)
 	b.Title(p.Title)
 	desc := p.Description
@@ -95,15 +94,7 @@ func configure[T panelBuilder[T]](b T, p Panel, id uint32) T {
 		}
 		b.WithTarget(t)
 	}
-	w, h := p.Width, p.Height
-	if w == 0 {
-		w = 8
-	}
-	if h == 0 {
-		h = 8
-	}
-	b.Span(w)
-	b.Height(h)
+	b.GridPos(pos)
 	if p.LinkHost {
 		b.DataLinks([]cog.Builder[dashboard.DashboardLink]{
 			dashboard.NewDashboardLinkBuilder("Host ${__field.labels.instance}").
@@ -114,26 +105,26 @@ func configure[T panelBuilder[T]](b T, p Panel, id uint32) T {
 	return b
 }
 
-func buildPanel(p Panel, id uint32) (cog.Builder[dashboard.Panel], error) {
+func buildPanel(p Panel, id uint32, pos dashboard.GridPos) (cog.Builder[dashboard.Panel], error) {
 	switch p.Kind {
 	case TimeSeries:
-		b := configure(timeseries.NewPanelBuilder(), p, id).FillOpacity(10).ShowPoints(common.VisibilityModeNever)
+		b := configure(timeseries.NewPanelBuilder(), p, id, pos).FillOpacity(10).ShowPoints(common.VisibilityModeNever)
 		if p.Stack {
 			b.Stacking(common.NewStackingConfigBuilder().Mode(common.StackingModeNormal)).FillOpacity(60)
 		}
 		return b, nil
 	case Stat:
-		return configure(stat.NewPanelBuilder(), p, id).
+		return configure(stat.NewPanelBuilder(), p, id, pos).
 			ColorMode(common.BigValueColorModeBackground).
 			GraphMode(common.BigValueGraphModeNone).
 			ReduceOptions(common.NewReduceDataOptionsBuilder().Calcs([]string{"lastNotNull"})), nil
 	case BarGauge:
-		return configure(bargauge.NewPanelBuilder(), p, id).
+		return configure(bargauge.NewPanelBuilder(), p, id, pos).
 			DisplayMode(common.BarGaugeDisplayModeGradient).
 			Orientation(common.VizOrientationHorizontal).
 			ReduceOptions(common.NewReduceDataOptionsBuilder().Calcs([]string{"lastNotNull"})), nil
 	case Table:
-		b := configure(table.NewPanelBuilder(), p, id)
+		b := configure(table.NewPanelBuilder(), p, id, pos)
 		if len(p.Queries) > 1 {
 			b.WithTransformation(dashboard.DataTransformerConfig{Id: "merge", Options: map[string]any{}})
 		}
@@ -201,12 +192,31 @@ func Build(d Dashboard) (dashboard.Dashboard, error) {
 			AsDropdown(true).
 			IncludeVars(true).
 			KeepTime(true))
+	// Lay the panels out left to right, wrapping to a new line when a
+	// panel would not fit in the 24 columns; every row starts a new line.
+	var x, y, lineH uint32
+	newline := func() { y, x, lineH = y+lineH, 0, 0 }
 	id := uint32(1)
 	for _, r := range d.Rows {
-		b.WithRow(dashboard.NewRowBuilder(r.Title).Id(id))
+		newline()
+		b.WithRow(dashboard.NewRowBuilder(r.Title).Id(id).GridPos(dashboard.GridPos{X: 0, Y: y, W: 24, H: 1}))
+		y++
 		id++
 		for _, p := range r.Panels {
-			pb, err := buildPanel(p, id)
+			w, h := p.Width, p.Height
+			if w == 0 {
+				w = 8
+			}
+			if h == 0 {
+				h = 8
+			}
+			if x+w > 24 {
+				newline()
+			}
+			pos := dashboard.GridPos{X: x, Y: y, W: w, H: h}
+			x += w
+			lineH = max(lineH, h)
+			pb, err := buildPanel(p, id, pos)
 			if err != nil {
 				return dashboard.Dashboard{}, err
 			}
