@@ -36,10 +36,12 @@ let
   # rules/alertmanager/alertmanager.yml is the route tree (critical alerts
   # page, ExporterDown inhibits the rest of its host); only the routing key
   # file changes.
-  alertmanagerConfig = builtins.replaceStrings
-    [ "/run/secrets/alertmanager/pagerduty-routing-key" ]
-    [ routingKeyPath ]
-    (builtins.readFile ../rules/alertmanager/alertmanager.yml);
+  exampleKeyPath = "/run/secrets/alertmanager/pagerduty-routing-key";
+  exampleConfig = builtins.readFile ../rules/alertmanager/alertmanager.yml;
+  alertmanagerConfig =
+    if lib.hasInfix "routing_key_file: ${exampleKeyPath}" exampleConfig
+    then builtins.replaceStrings [ exampleKeyPath ] [ routingKeyPath ] exampleConfig
+    else throw "rules/alertmanager/alertmanager.yml no longer has routing_key_file: ${exampleKeyPath}; update nixos/monitoring.nix";
 in
 {
   options.services.panther-monitoring = {

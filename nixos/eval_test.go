@@ -1,0 +1,192 @@
+package nixos
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+)
+
+type evaluated struct {
+	Argv          []string
+	ServiceConfig map[string]any
+	Firewall      []int
+	Assertions    []bool
+	Prometheus    struct {
+		RuleFiles     []string
+		ScrapeConfigs []struct {
+			JobName       string                       `json:"job_name"`
+			StaticConfigs []struct{ Targets []string } `json:"static_configs"`
+		}
+		AlertmanagerConfig *string
+	}
+	LoadCredential []string
+	Dashboards     []string
+}
+
+// evalModules evaluates module.nix and monitoring.nix through
+// testdata/eval.nix with the given option values (Nix expressions).
+func evalModules(t *testing.T, exporter, monitoring string, podman bool) evaluated {
+	t.Helper()
+	nixInstantiate := tool(t, "nix-instantiate")
+	out, err := exec.Command(nixInstantiate, "--eval", "--strict", "--json", "testdata/eval.nix",
+		"--arg", "exporter", exporter, "--arg", "monitoring", monitoring, "--arg", "podman", fmt.Sprint(podman)).CombinedOutput()
+	if err != nil {
+		t.Fatalf("nix-instantiate --eval testdata/eval.nix: %v\n%s", err, out)
+	}
+	var e evaluated
+	if err := json.Unmarshal(out, &e); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	return e
+}
+
+// TestModuleEval evaluates the modules with many options set, runs the
+// binary with exactly the argv the module renders, and checks what the
+// server side configures.
+func TestModuleEval(t *testing.T) {
+	textfile := t.TempDir()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	e := evalModules(t, fmt.Sprintf(`{
+		enable = true; listenAddress = "127.0.0.1"; port = %d; openFirewall = true;
+		enabledCollectors = [ "textfile" "btrfs" ]; disabledCollectors = [ "boot" ];
+		podman.sockets = { system = "unix:///nonexistent/podman.sock"; other = "unix:///nonexistent/other.sock"; };
+		podman.rootless = true;
+		textfileDirectory = %q;
+		datadog = { address = "127.0.0.1:9"; interval = "1h"; tags = [ "env:test" "role:ci" ]; include = "^panther_"; exclude = "^panther_cpu_"; };
+		extraFlags = [ "--log.level=debug" ];
+	}`, port, textfile), `{ enable = true; hosts = [ "a:9567" "[fd00::1]:9567" ]; pagerduty.routingKeyFile = "/run/secrets/k"; }`, true)
+
+	// The argv the module renders starts the real binary.
+	want := []string{
+		fmt.Sprintf("--web.listen-address=127.0.0.1:%d", port),
+		"--collector.textfile", "--collector.btrfs", "--no-collector.boot",
+		"--collector.podman.socket=other=unix:///nonexistent/other.sock",
+		"--collector.podman.socket=system=unix:///nonexistent/podman.sock",
+		"--collector.podman.rootless",
+		"--collector.textfile.directory=" + textfile,
+		"--datadog.address=127.0.0.1:9", "--datadog.interval=1h", "--datadog.tags=env:test", "--datadog.tags=role:ci",
+		"--datadog.include=^panther_", "--datadog.exclude=^panther_cpu_",
+		"--log.level=debug",
+	}
+	if len(e.Argv) < 1 || !strings.HasSuffix(e.Argv[0], "/bin/panther-exporter") || !reflect.DeepEqual(e.Argv[1:], want) {
+		t.Fatalf("module argv\n%q\nwant\n%q", e.Argv, want)
+	}
+	cmd := exec.Command(binary(t), e.Argv[1:]...)
+	var log strings.Builder
+	cmd.Stdout, cmd.Stderr = &log, &log
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	go func() { cmd.Wait(); close(exited) }()
+	defer func() { cmd.Process.Kill(); <-exited }()
+	var body string
+	for deadline := time.Now().Add(20 * time.Second); ; {
+		select {
+		case <-exited:
+			t.Fatalf("panther-exporter with the module's flags exited:\n%s", log.String())
+		default:
+		}
+		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/metrics", port))
+		if err == nil {
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			body = string(b)
+			if strings.Contains(body, `panther_podman_up{socket="system"} 0`) {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no panther_podman_up{socket=\"system\"} 0 within 20s:\n%s\n%s", body, log.String())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if strings.Contains(body, `panther_scrape_collector_success{collector="boot"}`) {
+		t.Error("boot collector runs although the module disabled it")
+	}
+
+	// Service settings: hardening.nix plus the podman group, firewall port.
+	if g := e.ServiceConfig["SupplementaryGroups"]; !reflect.DeepEqual(g, []any{"podman"}) {
+		t.Errorf("SupplementaryGroups = %v, want [podman] with virtualisation.podman.enable", g)
+	}
+	if e.ServiceConfig["DynamicUser"] != true || e.ServiceConfig["ProtectSystem"] != "strict" {
+		t.Errorf("serviceConfig lacks the hardening: %v", e.ServiceConfig)
+	}
+	if !reflect.DeepEqual(e.Firewall, []int{port}) {
+		t.Errorf("firewall ports %v, want [%d]", e.Firewall, port)
+	}
+	for i, ok := range e.Assertions {
+		if !ok {
+			t.Errorf("assertion %d fails for a valid configuration", i)
+		}
+	}
+
+	// Server side: every rule file, the panther job, the routing key as a
+	// credential, the dashboards.
+	onDisk, _ := filepath.Glob("../rules/prometheus/*.rules.yml")
+	var got []string
+	for _, f := range e.Prometheus.RuleFiles {
+		got = append(got, filepath.Base(f))
+	}
+	var wantRules []string
+	for _, f := range onDisk {
+		wantRules = append(wantRules, filepath.Base(f))
+	}
+	sort.Strings(got)
+	sort.Strings(wantRules)
+	if len(wantRules) == 0 || !reflect.DeepEqual(got, wantRules) {
+		t.Errorf("ruleFiles %v, want %v", got, wantRules)
+	}
+	if len(e.Prometheus.ScrapeConfigs) != 1 || e.Prometheus.ScrapeConfigs[0].JobName != "panther" ||
+		!reflect.DeepEqual(e.Prometheus.ScrapeConfigs[0].StaticConfigs[0].Targets, []string{"a:9567", "[fd00::1]:9567"}) {
+		t.Errorf("scrapeConfigs %+v", e.Prometheus.ScrapeConfigs)
+	}
+	if !reflect.DeepEqual(e.LoadCredential, []string{"pagerduty-routing-key:/run/secrets/k"}) {
+		t.Errorf("alertmanager LoadCredential %v", e.LoadCredential)
+	}
+	if e.Prometheus.AlertmanagerConfig == nil || !strings.Contains(*e.Prometheus.AlertmanagerConfig, "routing_key_file: /run/credentials/alertmanager.service/pagerduty-routing-key") {
+		t.Fatalf("alertmanager configText does not read the key from the credential")
+	}
+	// Debian's amtool checks the configuration NixOS would run.
+	if amtool, err := exec.LookPath("amtool"); err == nil {
+		f := filepath.Join(t.TempDir(), "alertmanager.yml")
+		if err := os.WriteFile(f, []byte(*e.Prometheus.AlertmanagerConfig), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if out, err := exec.Command(amtool, "check-config", f).CombinedOutput(); err != nil {
+			t.Errorf("amtool check-config: %v\n%s", err, out)
+		}
+	} else if inCI() {
+		t.Error("amtool not on PATH (CI=true)")
+	}
+	if len(e.Dashboards) != 1 || filepath.Base(e.Dashboards[0]) != "grafana" {
+		t.Errorf("dashboards provisioned from %v", e.Dashboards)
+	}
+
+	// Variants: IPv6 listen address, no podman, a routing key in the store.
+	e = evalModules(t, `{ enable = true; listenAddress = "::1"; }`, `{ enable = true; pagerduty.routingKeyFile = "/nix/store/x-key"; }`, false)
+	if e.Argv[1] != "--web.listen-address=[::1]:9567" {
+		t.Errorf("IPv6 listen flag %q", e.Argv[1])
+	}
+	if g := e.ServiceConfig["SupplementaryGroups"]; !reflect.DeepEqual(g, []any{}) {
+		t.Errorf("SupplementaryGroups = %v without podman", g)
+	}
+	if len(e.Assertions) == 0 || e.Assertions[len(e.Assertions)-1] {
+		t.Errorf("a routing key file in the Nix store passes the assertions: %v", e.Assertions)
+	}
+}
