@@ -16,11 +16,13 @@ import "strings"
 //	panther_load1                     -> panther.load1
 //	panther_datadog_packets_sent_total -> panther.datadog.packets_sent
 //
-// A name without underscores is kept as it is.
+// A name without underscores is kept as it is. Characters a Datadog name
+// cannot hold become '_'.
 func Name(promName string, counter bool) string {
 	if counter {
 		promName = strings.TrimSuffix(promName, "_total")
 	}
+	promName = strings.Map(safeNameRune, promName)
 	i := strings.IndexByte(promName, '_')
 	if i < 0 {
 		return promName
@@ -30,6 +32,17 @@ func Name(promName string, counter bool) string {
 		return ns + "." + rest[:j] + "." + rest[j+1:]
 	}
 	return ns + "." + rest
+}
+
+// safeNameRune keeps what a Datadog metric name may hold (ASCII letters,
+// digits, '_' and '.') and turns anything else into '_': a ':' of a
+// recording-rule style name in a textfile would end the name in a datagram.
+func safeNameRune(r rune) rune {
+	switch {
+	case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '_', r == '.':
+		return r
+	}
+	return '_'
 }
 
 // PromName is the inverse of Name for names of the panther_ namespace: it
