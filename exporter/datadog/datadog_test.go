@@ -14,6 +14,7 @@ import (
 
 	"github.com/alecthomas/kingpin/v2"
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 )
 
 func TestName(t *testing.T) {
@@ -380,4 +381,60 @@ func TestAgeOfTimestamps(t *testing.T) {
 	if max := time.Since(before).Seconds() + 3601; age < 3599 || age > max {
 		t.Errorf("age %v, want about 3600", age)
 	}
+}
+
+// DD_DOGSTATSD_URL names the Agent's socket.
+func TestFromEnvURL(t *testing.T) {
+	rc := listenUnixgram(t)
+	t.Setenv("DD_AGENT_HOST", "")
+	t.Setenv("DD_DOGSTATSD_URL", rc.addr)
+	if _, err := kingpin.CommandLine.Parse(nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, enabled, err := FromFlags(); err != nil || !enabled {
+		t.Fatalf("FromFlags with DD_DOGSTATSD_URL: enabled=%v err=%v", enabled, err)
+	}
+	f := newFixture()
+	f.gauge.WithLabelValues("u", "data", "single").Set(4)
+	s, _ := newSink(t, f.reg, Options{})
+	if s.client.GetTransport() != "uds" {
+		t.Errorf("transport %q, want uds", s.client.GetTransport())
+	}
+	s.Flush()
+	if got := lines(rc.datagrams(t)); len(got) != 1 || !strings.HasPrefix(got[0], "panther.btrfs.used_bytes:4|g") {
+		t.Errorf("via DD_DOGSTATSD_URL got %q", got)
+	}
+}
+
+type blockingGatherer struct {
+	entered, release chan struct{}
+}
+
+func (g blockingGatherer) Gather() ([]*dto.MetricFamily, error) {
+	close(g.entered)
+	<-g.release
+	return nil, nil
+}
+
+// A flush stuck in its gather (a slow collector) never holds up the sink's
+// telemetry on /metrics.
+func TestTelemetryDoesNotWaitForFlush(t *testing.T) {
+	rc := listenUDP(t)
+	g := blockingGatherer{entered: make(chan struct{}), release: make(chan struct{})}
+	s, _ := newSink(t, g, Options{Address: rc.addr})
+	done := make(chan struct{})
+	go func() { s.Flush(); close(done) }()
+	<-g.entered
+	got := make(chan float64)
+	go func() { got <- telemetryValue(t, s, "panther_datadog_flushes_total") }()
+	select {
+	case v := <-got:
+		if v != 1 {
+			t.Errorf("flushes %v while the first is in flight, want 1", v)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the sink's Collect waited for a flush")
+	}
+	close(g.release)
+	<-done
 }
