@@ -135,11 +135,12 @@ in
         default = if config.virtualisation.podman.enable or false then "podman" else null;
         defaultText = literalExpression ''if config.virtualisation.podman.enable then "podman" else null'';
         description = ''
-          Supplementary group of the service that may open the Podman API
-          socket. NixOS's podman module creates the group `podman`; its
-          socket is reachable by that group when
-          `virtualisation.podman.dockerSocket.enable` is set, else give
-          podman.socket `SocketGroup=podman` and `SocketMode=0660`.
+          Supplementary group of the service that may open the rootful
+          Podman API socket /run/podman/podman.sock. The socket must belong
+          to that group: `systemd.sockets.podman.socketConfig = { SocketGroup
+          = "podman"; SocketMode = "0660"; }`. Whoever can use that socket
+          can start privileged containers, i.e. is root in effect: the
+          exporter only reads, but weigh this before granting it.
         '';
       };
     };

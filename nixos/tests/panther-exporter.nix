@@ -14,7 +14,9 @@ pkgs.testers.runNixOSTest {
     imports = [ self.nixosModules.default ];
     virtualisation.emptyDiskImages = [ 512 ];
     virtualisation.podman.enable = true;
-    virtualisation.podman.dockerSocket.enable = true; # the socket is then group "podman"
+    # The exporter reaches the rootful API socket through group "podman".
+    users.groups.podman = { };
+    systemd.sockets.podman.socketConfig = { SocketGroup = "podman"; SocketMode = "0660"; };
     environment.systemPackages = [ pkgs.btrfs-progs ];
     services.panther-exporter = {
       enable = true;
@@ -80,7 +82,7 @@ pkgs.testers.runNixOSTest {
                 f"curl -sSf http://localhost:9567/metrics | grep -E '^{m}[{{ ]'", timeout=60
             )
         host.succeed("curl -sSf http://localhost:9567/metrics | grep -E '^panther_podman_up[{]socket=\"system\"[}] 1'")
-        host.succeed("curl -sSf http://localhost:9567/metrics | grep -E '^panther_btrfs_subvolumes[{].*[}] 2'")
+        host.succeed("curl -sSf http://localhost:9567/metrics | grep -E '^panther_btrfs_subvolume_scan_success[{].*[}] 1'")
         host.fail("curl -sSf http://localhost:9567/metrics | grep -E '^panther_scrape_collector_success[{]collector=\"(system|btrfs|podman|nix)\"[}] 0'")
 
     with subtest("Prometheus on another node scrapes it"):
