@@ -190,3 +190,44 @@ func TestModuleEval(t *testing.T) {
 		t.Errorf("a routing key file in the Nix store passes the assertions: %v", e.Assertions)
 	}
 }
+
+// TestFlakeOutputs evaluates flake.nix's outputs with a stand-in nixpkgs:
+// packages, nixosModules and checks are where `nix build` and
+// `nix flake check` look for them, and the version is stamped.
+func TestFlakeOutputs(t *testing.T) {
+	nixInstantiate := tool(t, "nix-instantiate")
+	out, err := exec.Command(nixInstantiate, "--eval", "--strict", "--json", "testdata/flake.nix").CombinedOutput()
+	if err != nil {
+		t.Fatalf("nix-instantiate --eval testdata/flake.nix: %v\n%s", err, out)
+	}
+	var got struct {
+		Package struct{ Package, Version, Revision, BuildDate, BuildGoModule string }
+		Default string
+		Checks  []string
+		VMTest  struct {
+			Test  string
+			Nodes []string
+		}
+		Modules []string
+		Systems []string
+	}
+	if err := json.Unmarshal(out, &got); err != nil {
+		t.Fatal(err)
+	}
+	if got.Package.Package != "package.nix" || got.Default != "package.nix" {
+		t.Errorf("packages.panther-exporter/default are not nixos/package.nix: %s", out)
+	}
+	if got.Package.Revision != "0123456789abcdef0123456789abcdef01234567" || got.Package.BuildDate != "20261125-23:30:00" ||
+		got.Package.Version != "0-unstable-20261125" || got.Package.BuildGoModule != "buildGo126Module" {
+		t.Errorf("version stamping / Go version: %+v", got.Package)
+	}
+	if !reflect.DeepEqual(got.Checks, []string{"package", "vm-test"}) || !reflect.DeepEqual(got.VMTest.Nodes, []string{"host", "monitor"}) {
+		t.Errorf("checks %v, VM test nodes %v", got.Checks, got.VMTest.Nodes)
+	}
+	if !reflect.DeepEqual(got.Modules, []string{"default", "panther-exporter"}) {
+		t.Errorf("nixosModules %v", got.Modules)
+	}
+	if !reflect.DeepEqual(got.Systems, []string{"aarch64-linux", "x86_64-linux"}) {
+		t.Errorf("systems %v", got.Systems)
+	}
+}
