@@ -462,3 +462,51 @@ func TestScrubRunning(t *testing.T) {
 		}
 	}
 }
+
+// TestSummarizeShapes: a snapshot of a snapshot, a snapshot whose source
+// was deleted, a nested subvolume, a deleted subvolume without backref and
+// a snapshot of the top level.
+func TestSummarizeShapes(t *testing.T) {
+	id := func(b byte) (u [16]byte) { u[0] = b; return }
+	subs := map[uint64]*subvol{
+		5:   {ID: 5, HasUUID: true, UUID: id(5)},
+		256: {ID: 256, ParentID: 5, DirID: 256, Name: "root", HasUUID: true, UUID: id(1)},
+		257: {ID: 257, ParentID: 5, DirID: 300, Name: "a", HasUUID: true, UUID: id(2), ParentUUID: id(1), ReadOnly: true, Otime: 100},
+		258: {ID: 258, ParentID: 5, DirID: 300, Name: "b", HasUUID: true, UUID: id(3), ParentUUID: id(2), ReadOnly: true, Otime: 200},
+		259: {ID: 259, ParentID: 5, DirID: 300, Name: "orphan", HasUUID: true, UUID: id(4), ParentUUID: id(99), ReadOnly: true, Otime: 300},
+		260: {ID: 260, ParentID: 256, DirID: 256, Name: "nested", HasUUID: true, UUID: id(6)},
+		261: {ID: 261, HasUUID: true, UUID: id(7)}, // deleted: no backref
+		262: {ID: 262, ParentID: 5, DirID: 300, Name: "top", HasUUID: true, UUID: id(8), ParentUUID: id(5), ReadOnly: true, Otime: 400, OtimeNsec: 5e8},
+	}
+	lookup := func(tree, dir uint64) (string, error) {
+		if tree == 5 && dir == 300 {
+			return "snaps/", nil
+		}
+		return "", fmt.Errorf("unknown directory %d in %d", dir, tree)
+	}
+	sum, err := summarize(subs, lookup, quotaSelect{On: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.Subvolumes != 6 {
+		t.Errorf("subvolumes = %d, want 6", sum.Subvolumes)
+	}
+	got := map[string]sourceStats{}
+	for _, s := range sum.Sources {
+		got[s.Path] = s
+	}
+	want := map[string][2]float64{"root": {1, 100}, "snaps/a": {1, 200}, "root/nested": {0, 0}, "<FS_TREE>": {1, 400.5}}
+	if len(got) != len(want) {
+		t.Errorf("sources %v, want %v", got, want)
+	}
+	for p, w := range want {
+		if g := got[p]; float64(g.Snapshots) != w[0] || g.Newest != w[1] {
+			t.Errorf("%s: %d snapshots, newest %v; want %v", p, g.Snapshots, g.Newest, w)
+		}
+	}
+	// Quotas by default: root only (nested is not in the top level, the
+	// others are read-only snapshots).
+	if len(sum.Paths) != 1 || sum.Paths[256] != "root" {
+		t.Errorf("quota paths %v", sum.Paths)
+	}
+}
