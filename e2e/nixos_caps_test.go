@@ -5,10 +5,18 @@ package e2e
 import (
 	"encoding/json"
 	"fmt"
+	"os"
 	"os/exec"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
+
+	"github.com/pantheros/monitoring/e2e/fakesystemd"
 )
 
 // TestServiceCapabilities runs the exporter the way the NixOS module and
@@ -107,4 +115,216 @@ func TestServiceCapabilities(t *testing.T) {
 			})
 		})
 	}
+}
+
+// hardeningNix evaluates ../nixos/hardening.nix.
+func hardeningNix(t *testing.T) (h struct {
+	AmbientCapabilities, SystemCallFilter, RestrictAddressFamilies []string
+}) {
+	t.Helper()
+	out, err := exec.Command(requireTool(t, "nix-instantiate"), "--eval", "--strict", "--json", "../nixos/hardening.nix").Output()
+	if err != nil {
+		t.Fatalf("nix-instantiate --eval ../nixos/hardening.nix: %v", err)
+	}
+	if err := json.Unmarshal(out, &h); err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+// syscallFilter expands a SystemCallFilter list with systemd-analyze
+// syscall-filter into the set of allowed calls, as systemd applies it.
+func syscallFilter(t *testing.T, filter []string) map[string]bool {
+	t.Helper()
+	sa := requireTool(t, "systemd-analyze")
+	var expand func(group string, seen map[string]bool) []string
+	expand = func(group string, seen map[string]bool) []string {
+		out, err := exec.Command(sa, "syscall-filter", "--no-pager", group).Output()
+		if err != nil {
+			t.Fatalf("systemd-analyze syscall-filter %s: %v", group, err)
+		}
+		var calls []string
+		for _, line := range strings.Split(string(out), "\n") {
+			f := strings.TrimSpace(line)
+			switch {
+			case f == "" || f == group || strings.HasPrefix(f, "#"):
+			case strings.HasPrefix(f, "@"):
+				if !seen[f] {
+					seen[f] = true
+					calls = append(calls, expand(f, seen)...)
+				}
+			default:
+				calls = append(calls, f)
+			}
+		}
+		return calls
+	}
+	allowed := map[string]bool{}
+	for _, f := range filter {
+		deny := strings.HasPrefix(f, "~")
+		f = strings.TrimPrefix(f, "~")
+		calls := []string{f}
+		if strings.HasPrefix(f, "@") {
+			calls = expand(f, map[string]bool{f: true})
+		}
+		for _, c := range calls {
+			allowed[c] = !deny
+		}
+	}
+	return allowed
+}
+
+// TestServiceSandboxFullStack runs every collector and the DogStatsD sink
+// against real services (Btrfs, a Podman service with a container, a
+// dbus-daemon with the fake systemd, statsd_exporter, a textfile) as the
+// service would run: an unprivileged user with the socket's group and only
+// hardening.nix's capabilities. It runs under strace, and every system call
+// made after the exporter's execve (where systemd installs the filter) and
+// every socket family must be allowed by hardening.nix.
+func TestServiceSandboxFullStack(t *testing.T) {
+	requireRoot(t)
+	setpriv := requireTool(t, "setpriv")
+	strace := requireTool(t, "strace")
+	h := hardeningNix(t)
+	allowed := syscallFilter(t, h.SystemCallFilter)
+
+	b := newBtrfs(t)
+	b.Subvolume("data")
+	b.Snapshot("data", "data.snap")
+	b.Scrub()
+	pod := startPodmanService(t, "sandbox")
+	podmanImage(t, pod)
+	pod.Run(t, "web", nil, "sleep", "1000")
+	// The module's SupplementaryGroups: the socket belongs to a group the
+	// service is in (SocketGroup=podman, SocketMode=0660).
+	const podmanGID = 4242
+	if err := os.Chown(pod.Path, 0, podmanGID); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(pod.Path, 0o660); err != nil {
+		t.Fatal(err)
+	}
+	bus := startDBus(t)
+	startFakeSystemd(t, bus, fakesystemd.Server())
+	rx := startStatsdReceiver(t, "udp")
+	textfile := t.TempDir() // 0700 root, like a job's directory
+	WriteTextfile(t, textfile, "sandbox.prom", "# HELP sandbox_job_ok A job ran.\n# TYPE sandbox_job_ok gauge\nsandbox_job_ok 1\n")
+
+	var caps []string
+	for _, c := range h.AmbientCapabilities {
+		caps = append(caps, "+"+strings.ToLower(strings.TrimPrefix(c, "CAP_")))
+	}
+	list := strings.Join(append([]string{"-all"}, caps...), ",")
+	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	trace := filepath.Join(t.TempDir(), "strace.out")
+	bin := binary(t)
+	p := startProcess(t, nil, strace, "-f", "-qq", "-o", trace,
+		setpriv, "--reuid=65534", "--regid=65534", fmt.Sprintf("--groups=%d", podmanGID), "--no-new-privs",
+		"--inh-caps="+list, "--ambient-caps="+list, "--bounding-set="+list,
+		bin, "--web.listen-address="+addr, "--log.level=debug",
+		"--collector.podman.socket="+pod.Flag(),
+		"--collector.boot.dbus-address="+bus.Address,
+		"--collector.textfile.directory="+textfile,
+		"--collector.btrfs.subvolume-interval=0s",
+		"--datadog.address="+rx.Address, "--datadog.interval=1s")
+	e := &Exporter{Process: p, Addr: addr, URL: "http://" + addr}
+
+	checks := []struct {
+		name   string
+		labels map[string]string
+		want   func(float64) bool
+	}{
+		{"panther_podman_up", map[string]string{"socket": pod.Name}, func(v float64) bool { return v == 1 }},
+		{"panther_podman_containers", map[string]string{"socket": pod.Name, "state": "running"}, func(v float64) bool { return v == 1 }},
+		{"panther_boot_stage_duration_seconds", map[string]string{"stage": "total"}, func(v float64) bool { return v > 0 }},
+		{"panther_btrfs_subvolume_scan_success", map[string]string{"uuid": b.UUID}, func(v float64) bool { return v == 1 }},
+		{"panther_btrfs_scrub_last_finished_timestamp_seconds", map[string]string{"uuid": b.UUID}, func(v float64) bool { return v > 0 }},
+		{"sandbox_job_ok", nil, func(v float64) bool { return v == 1 }},
+		{"panther_cpus", nil, func(v float64) bool { return v > 0 }},
+	}
+	eventually(t, 60*time.Second, "every collector works in the sandbox", func() error {
+		if p.Exited() {
+			t.Fatalf("exporter exited: %s", p.Output())
+		}
+		if _, err := e.Get("/metrics"); err != nil {
+			return err
+		}
+		fams := e.Scrape(t)
+		for _, c := range checks {
+			if v, ok := fams.Value(c.name, c.labels); !ok || !c.want(v) {
+				return fmt.Errorf("%s%v = %v (present %v)", c.name, c.labels, v, ok)
+			}
+		}
+		for _, col := range []string{"system", "btrfs", "podman", "boot", "nix", "textfile"} {
+			if v, ok := fams.Value("panther_scrape_collector_success", map[string]string{"collector": col}); ok && v != 1 {
+				return fmt.Errorf("collector %s fails", col)
+			}
+		}
+		got, err := rx.scrape()
+		if err != nil {
+			return err
+		}
+		for name := range got {
+			if strings.HasPrefix(name, "panther_") {
+				return nil
+			}
+		}
+		return fmt.Errorf("statsd_exporter has no panther metric yet")
+	})
+
+	// Stop the exporter (SIGTERM, so its shutdown is traced too).
+	data := func() string {
+		b, err := os.ReadFile(trace)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	execRE := regexp.MustCompile(`(?m)^(\d+)\s+execve\("` + regexp.QuoteMeta(bin) + `".*= 0$`)
+	m := execRE.FindStringSubmatchIndex(data())
+	if m == nil {
+		t.Fatalf("no execve of %s in the trace", bin)
+	}
+	all := data()
+	pid, _ := strconv.Atoi(all[m[2]:m[3]])
+	if err := syscall.Kill(pid, syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 15*time.Second, "exporter stops on SIGTERM", func() error {
+		if !p.Exited() {
+			return fmt.Errorf("still running")
+		}
+		return nil
+	})
+	all = data()
+	after := all[m[1]:] // everything after the execve: under the filter
+	calls := map[string]bool{}
+	for _, c := range regexp.MustCompile(`(?m)^\d+\s+([a-z_0-9]+)\(`).FindAllStringSubmatch(after, -1) {
+		calls[c[1]] = true
+	}
+	if len(calls) < 20 {
+		t.Fatalf("only %d system calls after execve; strace output not understood:\n%.2000s", len(calls), after)
+	}
+	var denied []string
+	for c := range calls {
+		if !allowed[c] {
+			denied = append(denied, c)
+		}
+	}
+	sort.Strings(denied)
+	if len(denied) > 0 {
+		t.Errorf("system calls outside SystemCallFilter %v: %v", h.SystemCallFilter, denied)
+	}
+	families := map[string]bool{}
+	for _, f := range h.RestrictAddressFamilies {
+		families[f] = true
+	}
+	seen := map[string]bool{}
+	for _, s := range regexp.MustCompile(`socket\((AF_[A-Z0-9]+)`).FindAllStringSubmatch(after, -1) {
+		seen[s[1]] = true
+		if !families[s[1]] {
+			t.Errorf("socket family %s outside RestrictAddressFamilies %v", s[1], h.RestrictAddressFamilies)
+		}
+	}
+	t.Logf("%d system calls, socket families %v", len(calls), seen)
 }

@@ -61,6 +61,9 @@
   #   write access (connecting to a socket still needs its group).
   # Both are in the ambient set because DynamicUser runs the service as an
   # unprivileged user, which would otherwise drop them at exec.
+  # TestServiceCapabilities (e2e/nixos_caps_test.go) checks on a real Btrfs
+  # that everything works with these two and that something breaks without
+  # either one.
   CapabilityBoundingSet = [ "CAP_SYS_ADMIN" "CAP_DAC_READ_SEARCH" ];
   AmbientCapabilities = [ "CAP_SYS_ADMIN" "CAP_DAC_READ_SEARCH" ];
   SystemCallArchitectures = "native";
@@ -69,7 +72,10 @@
   # Denied calls fail with EPERM instead of killing the process: the Go
   # runtime tolerates EPERM where it probes (e.g. raising RLIMIT_NOFILE).
   # TestSyscallsAllowed (nixos/syscalls_test.go) runs the exporter under
-  # strace and checks every call it makes against this filter.
+  # strace and checks every call it makes against this filter; the e2e test
+  # TestServiceSandboxFullStack (e2e/nixos_caps_test.go) does the same with
+  # every collector and the DogStatsD sink working against real services,
+  # as an unprivileged user with only the capabilities below.
   SystemCallFilter = [ "@system-service" "~@privileged" "~@resources" ];
   SystemCallErrorNumber = "EPERM";
   UMask = "0077";
