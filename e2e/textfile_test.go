@@ -97,12 +97,29 @@ func TestTextfileStaleAlert(t *testing.T) {
 func TestTextfileDirectoryEnables(t *testing.T) {
 	dir := t.TempDir()
 	f := WriteTextfile(t, dir, "deploy.prom", "deploy_generation 41\n")
-	e := startExporter(t, "--collector.textfile.directory="+dir)
-	fams := e.Scrape(t)
-	if v, ok := fams.Value("deploy_generation", nil); !ok || v != 41 {
-		t.Errorf("deploy_generation = %v (%v)", v, ok)
+	for _, args := range [][]string{
+		{"--collector.textfile.directory=" + dir},
+		{"--collector.disable-defaults", "--collector.textfile.directory=" + dir},
+	} {
+		e := startExporter(t, args...)
+		fams := e.Scrape(t)
+		if v, ok := fams.Value("deploy_generation", nil); !ok || v != 41 {
+			t.Errorf("%v: deploy_generation = %v (%v)", args, v, ok)
+		}
+		if v, ok := fams.Value("panther_textfile_scrape_error", map[string]string{"file": f}); !ok || v != 0 {
+			t.Errorf("%v: scrape_error = %v (%v)", args, v, ok)
+		}
+		e.Stop()
 	}
-	if v, ok := fams.Value("panther_textfile_scrape_error", map[string]string{"file": f}); !ok || v != 0 {
-		t.Errorf("scrape_error = %v (%v)", v, ok)
+	// --no-collector.textfile wins over a directory, in either order.
+	for _, args := range [][]string{
+		{"--no-collector.textfile", "--collector.textfile.directory=" + dir},
+		{"--collector.textfile.directory=" + dir, "--no-collector.textfile"},
+	} {
+		e := startExporter(t, args...)
+		if _, ok := e.Scrape(t).Value("deploy_generation", nil); ok {
+			t.Errorf("%v: textfile collector ran", args)
+		}
+		e.Stop()
 	}
 }

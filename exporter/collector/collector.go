@@ -114,6 +114,18 @@ func DisableDefaults() {
 	}
 }
 
+// EnableExplicitly turns a collector on as if --collector.<name> had been
+// given, so that --collector.disable-defaults leaves it on. A collector's
+// own flag action uses it (a textfile directory implies the textfile collector).
+func EnableExplicitly(name string) {
+	registryMu.Lock()
+	defer registryMu.Unlock()
+	if r, ok := registrations[name]; ok {
+		*r.enabled = true
+		r.explicit = true
+	}
+}
+
 // Enabled reports whether the named collector is switched on.
 func Enabled(name string) bool {
 	registryMu.Lock()

@@ -72,7 +72,7 @@ func init() {
 		return New(cfg, flags)
 	})
 	kingpin.Flag("collector.textfile.directory",
-		"Directory to read *.prom files from (repeatable). Giving one turns the textfile collector on, unless --no-collector.textfile says otherwise; with --collector.disable-defaults also pass --collector.textfile.").
+		"Directory to read *.prom files from (repeatable). Giving one turns the textfile collector on (with --collector.disable-defaults too), unless --no-collector.textfile says otherwise.").
 		PlaceHolder("DIR").Action(enableOnDirectory).StringsVar(&flags.Directories)
 	kingpin.Flag("collector.textfile.stale-after",
 		"Age after which a *.prom file that declares no textfile_stale_after_seconds counts as stale.").
@@ -87,9 +87,7 @@ func enableOnDirectory(ctx *kingpin.ParseContext) error {
 			return nil
 		}
 	}
-	if f := kingpin.CommandLine.GetFlag("collector." + name); f != nil {
-		return f.Model().Value.Set("true")
-	}
+	collector.EnableExplicitly(name)
 	return nil
 }
 
