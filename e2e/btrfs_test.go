@@ -99,7 +99,22 @@ func btrfsDeviceStats(t testing.TB, mnt string) map[string]map[string]float64 {
 // start (or resume) time and the duration.
 func btrfsScrubStatus(t testing.TB, mnt string) (counters map[string]float64, started time.Time, duration time.Duration, status string) {
 	t.Helper()
-	out := runCmd(t, "btrfs", "scrub", "status", "-R", mnt)
+	counters, started, duration, status, err := btrfsScrubStatusErr(t, mnt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return counters, started, duration, status
+}
+
+// btrfsScrubStatusErr is btrfsScrubStatus for polling: progs fails with
+// EAGAIN while the scrub process holds the lock of its status file.
+func btrfsScrubStatusErr(t testing.TB, mnt string) (counters map[string]float64, started time.Time, duration time.Duration, status string, err error) {
+	t.Helper()
+	raw, err := exec.Command("btrfs", "scrub", "status", "-R", mnt).CombinedOutput()
+	if err != nil {
+		return nil, time.Time{}, 0, "", fmt.Errorf("btrfs scrub status -R %s: %v\n%s", mnt, err, raw)
+	}
+	out := string(raw)
 	counters = map[string]float64{}
 	for _, line := range strings.Split(out, "\n") {
 		k, v, ok := strings.Cut(strings.TrimSpace(line), ":")
@@ -131,7 +146,7 @@ func btrfsScrubStatus(t testing.TB, mnt string) (counters map[string]float64, st
 	if started.IsZero() && !strings.Contains(out, "no stats available") {
 		t.Fatalf("btrfs scrub status -R: no start time:\n%s", out)
 	}
-	return counters, started, duration, status
+	return counters, started, duration, status, nil
 }
 
 // progsSubvol is one line of `btrfs subvolume list -u -q` (and -s for the
@@ -322,7 +337,10 @@ func compareAll(t testing.TB, e *Exporter, ne *NodeExporter, fs *Btrfs) error {
 		}
 	}
 
-	sc, started, dur, status := btrfsScrubStatus(t, fs.Mnt)
+	sc, started, dur, status, err := btrfsScrubStatusErr(t, fs.Mnt)
+	if err != nil {
+		return err
+	}
 	if v, err := val("panther_btrfs_scrub_bytes", nil); err != nil || v != sc["data_bytes_scrubbed"]+sc["tree_bytes_scrubbed"] {
 		return fmt.Errorf("panther_btrfs_scrub_bytes = %v (%v), btrfs scrub status -R says %v", v, err, sc["data_bytes_scrubbed"]+sc["tree_bytes_scrubbed"])
 	}
@@ -518,7 +536,11 @@ func TestBtrfsScrubRunningAndCancelled(t *testing.T) {
 	eventually(t, 20*time.Second, "scrub running", func() error {
 		// While a scrub runs, btrfs-progs 6.2 has no stats in its file and
 		// prints the kernel's live progress: "Time left:" and "ETA:".
-		out := runCmd(t, "btrfs", "scrub", "status", fs.Mnt)
+		raw, err := exec.Command("btrfs", "scrub", "status", fs.Mnt).CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("btrfs scrub status: %v: %s", err, raw)
+		}
+		out := string(raw)
 		v, ok := e.Scrape(t).Value("panther_btrfs_scrub_running", u)
 		if !strings.Contains(out, "Time left:") || !ok || v != 1 {
 			return fmt.Errorf("panther_btrfs_scrub_running = %v %v; btrfs scrub status says:\n%s", v, ok, out)
@@ -528,7 +550,10 @@ func TestBtrfsScrubRunningAndCancelled(t *testing.T) {
 	fs.ScrubCancel()
 	fs.SetScrubSpeed(0)
 	eventually(t, 20*time.Second, "scrub cancelled", func() error {
-		_, _, _, status := btrfsScrubStatus(t, fs.Mnt)
+		_, _, _, status, err := btrfsScrubStatusErr(t, fs.Mnt)
+		if err != nil {
+			return err
+		}
 		f := e.Scrape(t)
 		r, _ := f.Value("panther_btrfs_scrub_running", u)
 		c, _ := f.Value("panther_btrfs_scrub_canceled", u)

@@ -299,8 +299,9 @@ func (b *Btrfs) updateFS(ctx context.Context, dir string, ch chan<- prometheus.M
 				ids = append(ids, id)
 			}
 			sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
+			qbuf := make([]byte, 64)
 			for _, id := range ids {
-				ref, excl, err := readQgroup(dir, id)
+				ref, excl, err := readQgroup(dir, id, qbuf)
 				if errors.Is(err, fs.ErrNotExist) {
 					continue // created after quotas were enabled and not yet accounted, or just deleted
 				}

@@ -11,6 +11,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"golang.org/x/sys/unix"
 )
 
 // blockGroupTypes are the allocation directories under
@@ -71,12 +73,47 @@ var errVanished = errors.New("filesystem unmounted while reading")
 
 // sysReader reads files below one /sys/fs/btrfs/<uuid> directory. Errors name
 // the file.
-type sysReader struct{ dir string }
+// The returned bytes of read are valid until its next call.
+type sysReader struct {
+	dir string
+	buf []byte
+}
 
 func (r sysReader) path(rel string) string { return filepath.Join(r.dir, rel) }
 
+// readSmall reads a sysfs attribute (at most a page) with one open, read
+// and close, into buf; larger files are read whole.
+func readSmall(path string, buf []byte) ([]byte, error) {
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, &os.PathError{Op: "open", Path: path, Err: err}
+	}
+	defer unix.Close(fd)
+	n := 0
+	for n < len(buf) {
+		m, err := unix.Read(fd, buf[n:])
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return nil, &os.PathError{Op: "read", Path: path, Err: err}
+		}
+		if m == 0 {
+			return buf[:n], nil
+		}
+		n += m
+	}
+	return os.ReadFile(path)
+}
+
 func (r sysReader) read(rel string) ([]byte, error) {
-	b, err := os.ReadFile(r.path(rel))
+	var b []byte
+	var err error
+	if r.buf != nil {
+		b, err = readSmall(r.path(rel), r.buf)
+	} else {
+		b, err = os.ReadFile(r.path(rel))
+	}
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, os.ErrNotExist) {
 			if _, serr := os.Stat(r.dir); serr != nil {
@@ -177,7 +214,7 @@ func (r sysReader) list(rel string) ([]os.DirEntry, error) {
 // readFS reads /sys/fs/btrfs/<uuid>. It returns errVanished when the
 // directory went away while reading.
 func readFS(dir string) (*fsStats, error) {
-	r := sysReader{dir: dir}
+	r := sysReader{dir: dir, buf: make([]byte, 4096+1)}
 	s := &fsStats{
 		UUID:        filepath.Base(dir),
 		Alloc:       map[string]*blockGroup{},
@@ -317,8 +354,8 @@ func readBlockGroup(r sysReader, dir string) (*blockGroup, error) {
 }
 
 // readQgroup reads qgroups/0_<id>/{referenced,exclusive}.
-func readQgroup(dir string, id uint64) (referenced, exclusive uint64, err error) {
-	r := sysReader{dir: dir}
+func readQgroup(dir string, id uint64, buf []byte) (referenced, exclusive uint64, err error) {
+	r := sysReader{dir: dir, buf: buf}
 	q := fmt.Sprintf("qgroups/0_%d", id)
 	if referenced, err = r.uint(q + "/referenced"); err != nil {
 		return 0, 0, err
