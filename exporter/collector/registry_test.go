@@ -21,7 +21,9 @@ var testMetric = Gauge("test", "test_value", "A value for registry tests.", "kin
 // funcCollector adapts a function to Collector.
 type funcCollector func(context.Context, chan<- prometheus.Metric) error
 
-func (f funcCollector) Update(ctx context.Context, ch chan<- prometheus.Metric) error { return f(ctx, ch) }
+func (f funcCollector) Update(ctx context.Context, ch chan<- prometheus.Metric) error {
+	return f(ctx, ch)
+}
 
 func gather(t *testing.T, r *Registry) map[string][]*dto.Metric {
 	t.Helper()
