@@ -50,6 +50,16 @@ var synthetic = map[string]bool{
 
 var validSeverity = map[string]bool{"warning": true, "critical": true}
 
+// errorfer is where checks report: *testing.T, or problems.
+type errorfer interface {
+	Errorf(format string, args ...any)
+}
+
+// problems collects what a check reports.
+type problems []string
+
+func (p *problems) Errorf(format string, args ...any) { *p = append(*p, fmt.Sprintf(format, args...)) }
+
 type rule struct {
 	file  string
 	group string
@@ -64,11 +74,11 @@ func (r rule) String() string {
 	return fmt.Sprintf("%s: record %s", r.file, r.Record)
 }
 
-func loadRules(t *testing.T) []rule {
+func loadRules(t *testing.T, glob string) []rule {
 	t.Helper()
-	files, err := filepath.Glob(rulesGlob)
+	files, err := filepath.Glob(glob)
 	if err != nil || len(files) == 0 {
-		t.Fatalf("no rule files match %s: %v", rulesGlob, err)
+		t.Fatalf("no rule files match %s: %v", glob, err)
 	}
 	p := parser.NewParser(parser.Options{})
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -126,40 +136,43 @@ func selectors(e parser.Expr) []string {
 }
 
 func TestRulesLoadAndAlertsAreComplete(t *testing.T) {
-	rules := loadRules(t)
-	anchors := runbookAnchors(t)
+	rules := loadRules(t, rulesGlob)
+	checkAlertsComplete(rules, runbookAnchors(t), t)
+}
+
+func checkAlertsComplete(rules []rule, anchors map[string]bool, e errorfer) {
 	alerts := 0
 	for _, r := range rules {
 		if r.Alert == "" {
 			if !regexp.MustCompile(`^[a-z_]+:[a-z0-9_]+:[a-z0-9_]+$`).MatchString(r.Record) {
-				t.Errorf("%s: recording rule name not level:metric:operations", r)
+				e.Errorf("%s: recording rule name not level:metric:operations", r)
 			}
 			continue
 		}
 		alerts++
 		if r.For == 0 {
-			t.Errorf("%s: no `for`", r)
+			e.Errorf("%s: no `for`", r)
 		}
 		if !validSeverity[r.Labels["severity"]] {
-			t.Errorf("%s: severity %q, want warning or critical", r, r.Labels["severity"])
+			e.Errorf("%s: severity %q, want warning or critical", r, r.Labels["severity"])
 		}
 		for _, a := range []string{"summary", "description", "runbook_url"} {
 			if strings.TrimSpace(r.Annotations[a]) == "" {
-				t.Errorf("%s: no %s annotation", r, a)
+				e.Errorf("%s: no %s annotation", r, a)
 			}
 		}
 		u, err := url.Parse(r.Annotations["runbook_url"])
 		switch {
 		case err != nil:
-			t.Errorf("%s: runbook_url: %v", r, err)
+			e.Errorf("%s: runbook_url: %v", r, err)
 		case !strings.HasSuffix(u.Path, "/docs/runbooks.md"):
-			t.Errorf("%s: runbook_url %q does not point into docs/runbooks.md", r, u)
+			e.Errorf("%s: runbook_url %q does not point into docs/runbooks.md", r, u)
 		case !anchors[u.Fragment]:
-			t.Errorf("%s: runbook_url anchor #%s is no section of docs/runbooks.md", r, u.Fragment)
+			e.Errorf("%s: runbook_url anchor #%s is no section of docs/runbooks.md", r, u.Fragment)
 		}
 	}
 	if alerts == 0 {
-		t.Fatal("no alerts loaded")
+		e.Errorf("no alerts loaded")
 	}
 }
 
@@ -198,7 +211,11 @@ func githubAnchor(h string) string {
 // Every template expands with Prometheus's own template engine, with the
 // labels the expression can yield, and names only labels that exist.
 func TestAnnotationTemplatesRender(t *testing.T) {
-	rules := loadRules(t)
+	rules := loadRules(t, rulesGlob)
+	checkTemplates(rules, t)
+}
+
+func checkTemplates(rules []rule, e errorfer) {
 	cat := catalogByName()
 	recorded := recordedLabels(rules, cat)
 	labelRef := regexp.MustCompile(`\$labels\.([a-zA-Z_][a-zA-Z0-9_]*)`)
@@ -228,7 +245,7 @@ func TestAnnotationTemplatesRender(t *testing.T) {
 		for name, text := range r.Annotations {
 			for _, m := range labelRef.FindAllStringSubmatch(text, -1) {
 				if !have[m[1]] {
-					t.Errorf("%s: annotation %s uses $labels.%s, which the expression never yields", r, name, m[1])
+					e.Errorf("%s: annotation %s uses $labels.%s, which the expression never yields", r, name, m[1])
 				}
 			}
 			defs := "{{$labels := .Labels}}{{$externalLabels := .ExternalLabels}}{{$externalURL := .ExternalURL}}{{$value := .Value}}"
@@ -237,11 +254,11 @@ func TestAnnotationTemplatesRender(t *testing.T) {
 				model.Now(), queryFn, &url.URL{Scheme: "http", Host: "prometheus.example"}, nil)
 			out, err := exp.Expand()
 			if err != nil {
-				t.Errorf("%s: annotation %s: %v", r, name, err)
+				e.Errorf("%s: annotation %s: %v", r, name, err)
 				continue
 			}
 			if strings.Contains(out, "<no value>") || strings.TrimSpace(out) == "" {
-				t.Errorf("%s: annotation %s renders to %q", r, name, out)
+				e.Errorf("%s: annotation %s renders to %q", r, name, out)
 			}
 		}
 	}
@@ -279,7 +296,11 @@ func metricLabels(name string, cat map[string]*collector.Metric, recorded map[st
 // Every metric an expression names is exported by a collector, recorded by
 // a rule, or made by Prometheus itself.
 func TestRuleMetricsExist(t *testing.T) {
-	rules := loadRules(t)
+	rules := loadRules(t, rulesGlob)
+	checkMetricsExist(rules, t)
+}
+
+func checkMetricsExist(rules []rule, e errorfer) {
 	cat := catalogByName()
 	recorded := map[string]bool{}
 	for _, r := range rules {
@@ -290,7 +311,7 @@ func TestRuleMetricsExist(t *testing.T) {
 	for _, r := range rules {
 		for _, n := range selectors(r.expr) {
 			if cat[n] == nil && !recorded[n] && !synthetic[n] {
-				t.Errorf("%s: %s is neither exported (collector.Catalog) nor recorded by a rule", r, n)
+				e.Errorf("%s: %s is neither exported (collector.Catalog) nor recorded by a rule", r, n)
 			}
 		}
 	}
@@ -306,18 +327,22 @@ var (
 // No rate() over a gauge, no deriv() over a counter, no range shorter than
 // four scrape intervals.
 func TestRuleFunctionsAndRanges(t *testing.T) {
-	rules := loadRules(t)
+	rules := loadRules(t, rulesGlob)
+	checkFunctionsAndRanges(rules, t)
+}
+
+func checkFunctionsAndRanges(rules []rule, e errorfer) {
 	cat := catalogByName()
 	for _, r := range rules {
 		parser.Inspect(r.expr, func(n parser.Node, _ []parser.Node) error {
 			switch n := n.(type) {
 			case *parser.MatrixSelector:
 				if n.Range < minRange {
-					t.Errorf("%s: range %s is shorter than four scrape intervals (%s)", r, model.Duration(n.Range), model.Duration(minRange))
+					e.Errorf("%s: range %s is shorter than four scrape intervals (%s)", r, model.Duration(n.Range), model.Duration(minRange))
 				}
 			case *parser.SubqueryExpr:
 				if n.Range < minRange {
-					t.Errorf("%s: subquery range %s is shorter than %s", r, model.Duration(n.Range), model.Duration(minRange))
+					e.Errorf("%s: subquery range %s is shorter than %s", r, model.Duration(n.Range), model.Duration(minRange))
 				}
 			case *parser.Call:
 				if !counterFuncs[n.Func.Name] && !gaugeFuncs[n.Func.Name] {
@@ -334,10 +359,10 @@ func TestRuleFunctionsAndRanges(t *testing.T) {
 							counter = m.Type == prometheus.CounterValue
 						}
 						if counterFuncs[n.Func.Name] && !counter {
-							t.Errorf("%s: %s() over %s, which is not a counter", r, n.Func.Name, name)
+							e.Errorf("%s: %s() over %s, which is not a counter", r, n.Func.Name, name)
 						}
 						if gaugeFuncs[n.Func.Name] && counter {
-							t.Errorf("%s: %s() over counter %s (use rate or increase)", r, n.Func.Name, name)
+							e.Errorf("%s: %s() over counter %s (use rate or increase)", r, n.Func.Name, name)
 						}
 					}
 				}
@@ -366,7 +391,7 @@ type promtoolTests struct {
 // Every alert has a promtool test where it fires with its severity and
 // every annotation spelled out, and one where it must stay silent.
 func TestEveryAlertHasPromtoolTests(t *testing.T) {
-	rules := loadRules(t)
+	rules := loadRules(t, rulesGlob)
 	files, err := filepath.Glob(testsGlob)
 	if err != nil || len(files) == 0 {
 		t.Fatalf("no promtool tests match %s", testsGlob)
@@ -442,31 +467,37 @@ func dedup(s []string) []string {
 	return out
 }
 
-// The linter itself catches what it should: a rule file with each kind of
-// mistake fails each check.
+// The linter itself catches what it should: testdata/bad.rules.yml has
+// one rule for each kind of mistake, and each check reports it.
 func TestLinterCatchesMistakes(t *testing.T) {
-	p := parser.NewParser(parser.Options{})
-	cat := catalogByName()
-	e, err := p.ParseExpr(`rate(panther_memory_available_bytes[30s]) > 0`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var gaugeRate, shortRange bool
-	parser.Inspect(e, func(n parser.Node, _ []parser.Node) error {
-		switch n := n.(type) {
-		case *parser.MatrixSelector:
-			shortRange = n.Range < minRange
-		case *parser.Call:
-			for _, name := range selectors(n) {
-				if m := cat[name]; m != nil && counterFuncs[n.Func.Name] && m.Type != prometheus.CounterValue {
-					gaugeRate = true
-				}
-			}
+	rules := loadRules(t, "testdata/bad.rules.yml")
+	var p problems
+	checkAlertsComplete(rules, runbookAnchors(t), &p)
+	checkTemplates(rules, &p)
+	checkMetricsExist(rules, &p)
+	checkFunctionsAndRanges(rules, &p)
+	all := strings.Join(p, "\n")
+	for _, want := range []string{
+		"alert NoFor: no `for`",
+		`alert BadSeverity: severity "page", want warning or critical`,
+		"alert NoRunbook: no runbook_url annotation",
+		"alert NoDescription: no description annotation",
+		"alert MissingSection: runbook_url anchor #nosuchsection is no section",
+		"alert BadTemplate: annotation summary:",
+		"alert WrongLabel: annotation summary uses $labels.mountpoint",
+		"alert UnknownMetric: panther_no_such_metric is neither exported",
+		"alert RateOfGauge: rate() over panther_memory_available_bytes, which is not a counter",
+		"alert DerivOfCounter: deriv() over counter panther_cpu_seconds_total",
+		"alert ShortRange: range 30s is shorter than four scrape intervals",
+		"record badname: recording rule name not level:metric:operations",
+	} {
+		if !strings.Contains(all, want) {
+			t.Errorf("linter did not report %q; it reported:\n%s", want, all)
 		}
-		return nil
-	})
-	if !gaugeRate || !shortRange {
-		t.Errorf("rate over a gauge caught: %v, 30s range caught: %v", gaugeRate, shortRange)
+	}
+	// And nothing about the one good rule.
+	if strings.Contains(all, "alert Good:") {
+		t.Errorf("linter reported the good rule:\n%s", all)
 	}
 	if got := githubAnchor("BtrfsDeviceErrorsGrowing"); got != "btrfsdeviceerrorsgrowing" {
 		t.Errorf("anchor = %q", got)
