@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -84,6 +85,7 @@ type endpoint struct {
 	st       status
 	lastLog  string
 	lastNano int64               // time of the last event seen, to resume after a reconnect
+	partErr  map[string]string   // last error of the list and of the stats
 	cache    []prometheus.Metric // built from snap, counts and st; nil after a change
 
 	// owned by the list loop
@@ -118,19 +120,43 @@ func (e *endpoint) metrics() ([]prometheus.Metric, *Snapshot, status) {
 	return e.cache, e.snap, e.st
 }
 
-// setStatus records the socket's state and logs each change once.
-func (e *endpoint) setStatus(up bool, err error) {
+// setStatus records the socket's state after the connection or the list
+// (up given) or after stats (up kept), and logs each change once. The list
+// and the stats each keep their own last error, so that one succeeding does
+// not hide, then re-log, the other's lasting failure.
+func (e *endpoint) setStatus(up bool, err error) { e.setPart(&up, "list", err) }
+
+func (e *endpoint) setPart(up *bool, part string, err error) {
 	msg := ""
 	if err != nil {
 		msg = err.Error()
 	}
 	e.mu.Lock()
 	was := e.st
-	e.st = status{up: up, err: msg}
+	newUp := was.up
+	if up != nil {
+		newUp = *up
+	}
+	if !newUp && up != nil {
+		e.partErr = map[string]string{} // a lost connection supersedes the rest
+	}
+	if e.partErr == nil {
+		e.partErr = map[string]string{}
+	}
+	e.partErr[part] = msg
+	var parts []string
+	for _, k := range []string{"list", "stats"} {
+		if m := e.partErr[k]; m != "" {
+			parts = append(parts, m)
+		}
+	}
+	msg = strings.Join(parts, "; ")
+	up2 := newUp
+	e.st = status{up: up2, err: msg}
 	if was != e.st {
 		e.cache = nil
 	}
-	logIt := msg != e.lastLog || was.up != up
+	logIt := msg != e.lastLog || was.up != up2
 	e.lastLog = msg
 	e.mu.Unlock()
 	if !logIt {
@@ -138,8 +164,8 @@ func (e *endpoint) setStatus(up bool, err error) {
 	}
 	switch {
 	case msg != "":
-		e.logger.Error("podman socket", "uri", e.uri, "up", up, "err", msg)
-	case up:
+		e.logger.Error("podman socket", "uri", e.uri, "up", up2, "err", msg)
+	case up2:
 		e.logger.Info("podman socket is up", "uri", e.uri)
 	}
 }
@@ -516,11 +542,8 @@ func (e *endpoint) statsLoop(ctx, conn context.Context) error {
 			e.snap = &s
 			e.cache = nil
 		}
-		up := e.st.up
 		e.mu.Unlock()
-		if err != nil {
-			e.setStatus(up, err)
-		}
+		e.setPart(nil, "stats", err)
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
