@@ -4,15 +4,19 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/containers/podman/v5/pkg/domain/entities/types"
+
+	"github.com/pantheros/monitoring/exporter/collector"
 )
 
 // listed is the fixture's container list, decoded independently of the
@@ -360,4 +364,53 @@ func TestHangingSocket(t *testing.T) {
 		r := gather(t, p)
 		return r.err != nil && strings.Contains(r.err.Error(), "deadline")
 	})
+}
+
+// TestStatsErrorLoggedOnce: a stats call that keeps failing while the list
+// works is reported on every scrape but logged once per change of state.
+func TestStatsErrorLoggedOnce(t *testing.T) {
+	f := newFakeService(t)
+	uri, _ := unixServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, "/containers/stats") {
+			w.Write(fixture(t, "stats-error-4.3.json"))
+			return
+		}
+		f.ServeHTTP(w, r)
+	}))
+	var buf lockedBuf
+	p, err := New(collector.Config{Logger: slog.New(slog.NewTextHandler(&buf, nil))}, Options{Sockets: []string{"a=" + uri},
+		ListInterval: 20 * time.Millisecond, StatsInterval: 20 * time.Millisecond, Timeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Start()
+	defer p.Stop()
+	waitFor(t, "stats error reported with up=1", func() bool {
+		r := gather(t, p)
+		up, _ := r.value("panther_podman_up", nil)
+		return up == 1 && r.err != nil && strings.Contains(r.err.Error(), "stats")
+	})
+	time.Sleep(300 * time.Millisecond) // ~15 list and stats rounds
+	// Once while connecting (stats may land before the first list), once
+	// more when the socket comes up; never once per round.
+	if n := strings.Count(buf.String(), "service reported an error"); n < 1 || n > 2 {
+		t.Errorf("stats error logged %d times:\n%s", n, buf.String())
+	}
+}
+
+type lockedBuf struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuf) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuf) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
