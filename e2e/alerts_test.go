@@ -10,7 +10,8 @@ package e2e
 // that checks every request as the real one does. Real faults are injected
 // on real parts (an exporter killed, a collector's root broken, a corrupted
 // Btrfs, a crash-looping container, a stopped Podman service, a NixOS host
-// left unrebooted); each must page (critical) or reach Alertmanager's
+// left unrebooted, a stuck maintenance timer whose job failed, served by the
+// fake systemd manager of the boot tests); each must page (critical) or reach Alertmanager's
 // "warnings" receiver (warning) with the right summary, then resolve once
 // the fault is cleared. On the healthy stack nothing fires.
 
@@ -30,6 +31,8 @@ import (
 	"time"
 
 	"github.com/prometheus/common/model"
+
+	"github.com/pantheros/monitoring/e2e/fakesystemd"
 )
 
 // forScale divides every `for:` of the rules for the run: 5m becomes 5s.
@@ -453,6 +456,22 @@ func TestAlertsEndToEnd(t *testing.T) {
 	podmanImage(t, crashSvc)
 	crashSvc.Run(t, "steady", nil, "sleep", "1000000")
 	stopSvc := startPodmanService(t, "stop")
+	// systemd cannot run here: the fake manager of the boot tests on a
+	// private dbus-daemon, seeded as a server whose maintenance timers are
+	// healthy: last run an hour ago, next due in an hour, last runs successful.
+	bus := startDBus(t)
+	seed := fakesystemd.Server()
+	usec := func(t time.Time) uint64 { return uint64(t.UnixMicro()) }
+	for i := range seed.Units {
+		u := &seed.Units[i]
+		if u.TimerUnit != "" {
+			u.LastTriggerUSec, u.NextElapseRealtime, u.NextElapseMonotonic = usec(time.Now().Add(-time.Hour)), usec(time.Now().Add(time.Hour)), 0
+		}
+		if strings.HasSuffix(u.Name, ".service") && u.Result != "" {
+			u.Result = "success"
+		}
+	}
+	sd := startFakeSystemd(t, bus, seed)
 
 	down := startRestartableExporter(t, "--collector.disable-defaults")
 	collectorX := startExporter(t, "--collector.disable-defaults", "--collector.nix", "--path.rootfs="+nixBroken.Dir)
@@ -462,7 +481,8 @@ func TestAlertsEndToEnd(t *testing.T) {
 		"--collector.podman.socket="+crashSvc.Flag(), "--collector.podman.list-interval=1s")
 	stopX := startExporter(t, "--collector.disable-defaults", "--collector.podman",
 		"--collector.podman.socket="+stopSvc.Flag(), "--collector.podman.list-interval=1s")
-	targets := []string{down.Addr, collectorX.Addr, rebootX.Addr, btrfsX.Addr, crashX.Addr, stopX.Addr}
+	bootX := startBootExporter(t, bus, "--collector.boot.unit-refresh-interval=1s")
+	targets := []string{down.Addr, collectorX.Addr, rebootX.Addr, btrfsX.Addr, crashX.Addr, stopX.Addr, bootX.Addr}
 
 	// The paging path.
 	const routingKey = "e2e0panther0routing0key000000032"
@@ -485,6 +505,8 @@ func TestAlertsEndToEnd(t *testing.T) {
 		`panther_podman_container_info{name="steady"}`,
 		fmt.Sprintf(`panther_nixos_reboot_required{instance=%q}`, rebootX.Addr),
 		fmt.Sprintf(`panther_scrape_collector_success{instance=%q} == 1`, collectorX.Addr),
+		fmt.Sprintf(`panther_systemd_timer_next_trigger_timestamp_seconds{instance=%q, unit="nix-gc.timer"}`, bootX.Addr),
+		fmt.Sprintf(`panther_systemd_timer_last_result{instance=%q, unit="nix-gc.timer", result="success"}`, bootX.Addr),
 	} {
 		prom.WaitForSeries(t, 60*time.Second, q)
 	}
@@ -597,6 +619,29 @@ func TestAlertsEndToEnd(t *testing.T) {
 			clear: func(t *testing.T) { crashSvc.MustPodman(t, "rm", "--force", "--time", "0", "crashy") },
 			expect: []alertExpect{{alert: "PodmanContainerCrashLooping", instance: crashX.Addr, critical: true,
 				summary: func() string { return "Container crashy on " + crashX.Addr + " is crash-looping" }}},
+		},
+		{
+			name: "maintenance timer stuck and its job failed",
+			inject: func(t *testing.T) {
+				sd.UpdateUnit("nix-gc.timer", func(u *fakesystemd.Unit) { u.NextElapseRealtime = usec(time.Now().Add(-2 * time.Hour)) })
+				sd.Fail("nix-gc.service", "exit-code")
+			},
+			clear: func(t *testing.T) {
+				sd.UpdateUnit("nix-gc.timer", func(u *fakesystemd.Unit) {
+					u.LastTriggerUSec, u.NextElapseRealtime = usec(time.Now()), usec(time.Now().Add(24*time.Hour))
+				})
+				sd.UpdateUnit("nix-gc.service", func(u *fakesystemd.Unit) {
+					u.ActiveState, u.SubState, u.Result = "inactive", "dead", "success"
+				})
+			},
+			expect: []alertExpect{
+				{alert: "MaintenanceTimerNotRun", instance: bootX.Addr,
+					summary: func() string { return "Timer nix-gc.timer on " + bootX.Addr + " has not run when it should" }},
+				{alert: "MaintenanceJobFailed", instance: bootX.Addr,
+					summary: func() string { return "The last run of nix-gc.service on " + bootX.Addr + " failed" }},
+				{alert: "SystemdUnitFailed", instance: bootX.Addr,
+					summary: func() string { return "Unit nix-gc.service failed on " + bootX.Addr }},
+			},
 		},
 		{
 			name:   "Podman service stopped",
