@@ -220,8 +220,14 @@ func checkTemplates(rules []rule, e errorfer) {
 	recorded := recordedLabels(rules, cat)
 	labelRef := regexp.MustCompile(`\$labels\.([a-zA-Z_][a-zA-Z0-9_]*)`)
 	queryFn := func(ctx context.Context, q string, ts time.Time) (promql.Vector, error) {
-		if _, err := parser.NewParser(parser.Options{}).ParseExpr(q); err != nil {
+		qe, err := parser.NewParser(parser.Options{}).ParseExpr(q)
+		if err != nil {
 			return nil, fmt.Errorf("query %q in template: %w", q, err)
+		}
+		for _, n := range selectors(qe) {
+			if _, ok := recorded[n]; cat[n] == nil && !ok && !synthetic[n] {
+				return nil, fmt.Errorf("query %q in template: %s is neither exported nor recorded", q, n)
+			}
 		}
 		return promql.Vector{{F: 0.5}}, nil
 	}
@@ -486,6 +492,7 @@ func TestLinterCatchesMistakes(t *testing.T) {
 		"alert BadTemplate: annotation summary:",
 		"alert WrongLabel: annotation summary uses $labels.mountpoint",
 		"alert UnknownMetric: panther_no_such_metric is neither exported",
+		"alert UnknownMetricInTemplate: annotation description:",
 		"alert RateOfGauge: rate() over panther_memory_available_bytes, which is not a counter",
 		"alert DerivOfCounter: deriv() over counter panther_cpu_seconds_total",
 		"alert ShortRange: range 30s is shorter than four scrape intervals",
