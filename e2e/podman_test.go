@@ -379,13 +379,12 @@ func TestPodmanCollector(t *testing.T) {
 		}
 		return nil
 	})
-	if f := e.Scrape(t); true {
-		if v, _ := f.Value("panther_podman_container_health", lbl("socket", "alpha", "name", "hc", "health", "unhealthy")); v != 1 {
-			t.Errorf("hc not unhealthy after a failed healthcheck run")
-		}
-		if v, _ := f.Value("panther_podman_pods", lbl("socket", "alpha", "state", "Running")); v != 1 {
-			t.Errorf("pods{state=Running} = %v", v)
-		}
+	f := e.Scrape(t)
+	if v, _ := f.Value("panther_podman_container_health", lbl("socket", "alpha", "name", "hc", "health", "unhealthy")); v != 1 {
+		t.Errorf("hc not unhealthy after a failed healthcheck run")
+	}
+	if v, _ := f.Value("panther_podman_pods", lbl("socket", "alpha", "state", "Running")); v != 1 {
+		t.Errorf("pods{state=Running} = %v", v)
 	}
 
 	// Kill alpha: the scrape still answers, alpha is down, beta is not.
