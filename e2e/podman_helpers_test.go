@@ -10,8 +10,10 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -361,4 +363,123 @@ func (s *PodmanService) PodmanEvents(t testing.TB, name string, since time.Time)
 		evs = append(evs, e)
 	}
 	return evs
+}
+
+// RootlessPodman is a rootless Podman API service of a test user, on the
+// socket --collector.podman.rootless discovers:
+// /run/user/<uid>/podman/podman.sock.
+type RootlessPodman struct {
+	User    string
+	UID     string
+	Home    string
+	Runtime string // XDG_RUNTIME_DIR, /run/user/<uid>
+	Socket  string // unix:///run/user/<uid>/podman/podman.sock
+	proc    *Process
+}
+
+// startRootlessPodman creates the user (with subordinate ids, as useradd
+// does on Debian) if it does not exist, starts its rootless service and
+// imports PodmanImage into its storage. At cleanup it removes the user's
+// containers, stops its service and pause process and deletes the user.
+func startRootlessPodman(t testing.TB, user string) *RootlessPodman {
+	t.Helper()
+	requireRoot(t)
+	requireTool(t, "podman")
+	requireTool(t, "newuidmap")
+	requireTool(t, "runuser")
+	busybox := requireTool(t, "busybox")
+	created := false
+	if err := exec.Command("id", "-u", user).Run(); err != nil {
+		if out, err := exec.Command("useradd", "-m", user).CombinedOutput(); err != nil {
+			t.Fatalf("useradd %s: %v: %s", user, err, out)
+		}
+		created = true
+	}
+	uid, err := exec.Command("id", "-u", user).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &RootlessPodman{User: user, UID: strings.TrimSpace(string(uid)), Home: "/home/" + user}
+	r.Runtime = "/run/user/" + r.UID
+	r.Socket = "unix://" + filepath.Join(r.Runtime, "podman", "podman.sock")
+	if err := os.MkdirAll(r.Runtime, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	exec.Command("chown", user+":", r.Runtime).Run()
+	conf := filepath.Join(r.Home, "panther-containers.conf")
+	if err := os.WriteFile(conf, []byte(podmanConf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		r.Podman("rm", "--all", "--force", "--time", "0")
+		if r.proc != nil {
+			r.proc.Kill()
+		}
+		if b, err := os.ReadFile(filepath.Join(r.Runtime, "libpod", "tmp", "pause.pid")); err == nil {
+			if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil {
+				syscall.Kill(pid, syscall.SIGKILL)
+			}
+		}
+		os.RemoveAll(r.Runtime)
+		if created {
+			exec.Command("userdel", "-r", "-f", user).Run()
+		}
+	})
+	// The image: busybox-static and its applet links, imported as the user.
+	img := filepath.Join(r.Home, "panther-image")
+	os.MkdirAll(filepath.Join(img, "bin"), 0o755)
+	os.MkdirAll(filepath.Join(img, "tmp"), 0o755)
+	data, err := os.ReadFile(busybox)
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(img, "bin", "busybox"), data, 0o755)
+	list, _ := exec.Command(busybox, "--list").Output()
+	for _, a := range strings.Fields(string(list)) {
+		if a != "busybox" {
+			os.Symlink("busybox", filepath.Join(img, "bin", a))
+		}
+	}
+	exec.Command("chown", "-R", user+":", conf, img).Run()
+	if out, err := r.shell("tar -C " + img + " -c . | podman import - " + PodmanImage); err != nil {
+		t.Fatalf("rootless podman import: %v: %s", err, out)
+	}
+	r.proc = startProcess(t, nil, "runuser", append([]string{"-u", user, "--"}, append(r.env(), "podman", "system", "service", "--time=0")...)...)
+	path := strings.TrimPrefix(r.Socket, "unix://")
+	eventually(t, 30*time.Second, "rootless podman service answers", func() error {
+		if r.proc.Exited() {
+			t.Fatalf("rootless podman service exited: %s", r.proc.Output())
+		}
+		c, err := net.DialTimeout("unix", path, time.Second)
+		if err != nil {
+			return err
+		}
+		c.Close()
+		return nil
+	})
+	return r
+}
+
+func (r *RootlessPodman) env() []string {
+	return []string{"env", "HOME=" + r.Home, "XDG_RUNTIME_DIR=" + r.Runtime,
+		"CONTAINERS_CONF=" + filepath.Join(r.Home, "panther-containers.conf")}
+}
+
+func (r *RootlessPodman) shell(script string) (string, error) {
+	cmd := exec.Command("runuser", append([]string{"-u", r.User, "--"}, append(r.env(), "sh", "-c", "cd && "+script)...)...)
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+// Podman runs the podman CLI as the user and returns its standard output.
+func (r *RootlessPodman) Podman(args ...string) (string, error) {
+	cmd := exec.Command("runuser", append([]string{"-u", r.User, "--"}, append(r.env(), append([]string{"podman"}, args...)...)...)...)
+	cmd.Dir = "/"
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return string(out), fmt.Errorf("podman (as %s) %s: %v: %s", r.User, strings.Join(args, " "), err, stderr.String())
+	}
+	return string(out), nil
 }

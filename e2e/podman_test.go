@@ -3,6 +3,7 @@
 package e2e
 
 import (
+	"encoding/json"
 	"fmt"
 	"math"
 	"regexp"
@@ -429,5 +430,49 @@ func TestPodmanCollector(t *testing.T) {
 	})
 	eventually(t, 60*time.Second, "events counted after the restart", func() error {
 		return compareEvents(t, e, a, since2, "after-restart")
+	})
+}
+
+// TestPodmanRootless: --collector.podman.rootless finds a user's rootless
+// service under /run/user/<uid> and names its socket after the user.
+func TestPodmanRootless(t *testing.T) {
+	r := startRootlessPodman(t, "panther-rootless")
+	if _, err := r.Podman("run", "-d", "--network", "none", "--name", "rl-sleeper", PodmanImage, "sleep", "1000000"); err != nil {
+		t.Fatal(err)
+	}
+	e := startExporter(t, "--collector.disable-defaults", "--collector.podman", "--collector.podman.rootless",
+		"--collector.podman.socket=none=unix:///nonexistent/podman.sock", "--collector.podman.list-interval=2s",
+		"--collector.podman.stats-interval=1s")
+	eventually(t, 60*time.Second, "the rootless socket is found and agrees with the user's podman ps", func() error {
+		f, err := scrapeNoFail(e)
+		if err != nil {
+			return err
+		}
+		if v, _ := f.Value("panther_podman_up", lbl("socket", r.User)); v != 1 {
+			return fmt.Errorf("podman_up{socket=%s} = %v", r.User, v)
+		}
+		if v, ok := f.Value("panther_podman_up", lbl("socket", "none")); !ok || v != 0 {
+			return fmt.Errorf("podman_up{socket=none} = %v, %v", v, ok)
+		}
+		out, err := r.Podman("ps", "--all", "--format", "json")
+		if err != nil {
+			return err
+		}
+		var ps []PodmanPS
+		if err := json.Unmarshal([]byte(out), &ps); err != nil {
+			return err
+		}
+		if got := len(f.Series("panther_podman_container_info", lbl("socket", r.User))); got != len(ps) || got == 0 {
+			return fmt.Errorf("%d containers exported, the user's podman ps lists %d", got, len(ps))
+		}
+		for _, c := range ps {
+			if v, _ := f.Value("panther_podman_container_info", lbl("socket", r.User, "id", c.ID[:12], "name", c.Names[0])); v != 1 {
+				return fmt.Errorf("no info for %s %s", c.ID[:12], c.Names[0])
+			}
+			if v, _ := f.Value("panther_podman_container_state", lbl("socket", r.User, "name", c.Names[0], "state", c.State)); v != 1 {
+				return fmt.Errorf("%s: state %s not 1", c.Names[0], c.State)
+			}
+		}
+		return nil
 	})
 }
