@@ -2,6 +2,7 @@ package podman
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -14,12 +15,6 @@ import (
 	"time"
 
 	"github.com/containers/podman/v5/pkg/bindings"
-	"github.com/containers/podman/v5/pkg/bindings/containers"
-	"github.com/containers/podman/v5/pkg/bindings/images"
-	"github.com/containers/podman/v5/pkg/bindings/pods"
-	"github.com/containers/podman/v5/pkg/bindings/system"
-	"github.com/containers/podman/v5/pkg/bindings/volumes"
-	"github.com/containers/podman/v5/pkg/domain/entities/types"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -237,27 +232,23 @@ func (e *endpoint) serve(parent context.Context) error {
 // resumes from the last event seen, so events during a reconnect are
 // counted once.
 func (e *endpoint) events(ctx context.Context, conn context.Context) error {
-	ch := make(chan types.Event, 64)
-	cancelc := make(chan bool, 1)
-	stream := true
-	opts := &system.EventsOptions{Stream: &stream}
 	e.mu.Lock()
 	last := e.lastNano
 	e.mu.Unlock()
+	since := ""
 	if last > 0 {
-		since := strconv.FormatInt(last/1e9, 10)
-		opts.Since = &since
+		since = strconv.FormatInt(last/1e9, 10)
 	}
 	// The stream has no deadline of its own: it ends when ctx does or when
 	// the service goes away.
-	if err := system.Events(valuesCtx{Context: ctx, vals: conn}, ch, cancelc, opts); err != nil {
+	sctx, stop := context.WithCancel(ctx)
+	defer stop()
+	ch := make(chan Event, 64)
+	if err := streamEvents(sctx, conn, since, ch); err != nil {
 		return fmt.Errorf("events: %w", err)
 	}
 	defer func() {
-		select {
-		case cancelc <- true:
-		default:
-		}
+		stop()
 		for range ch { //nolint:revive // drain so the decoder goroutine ends
 		}
 	}()
@@ -341,9 +332,9 @@ func secsOrZero(s int64) float64 {
 // and volumes, then publishes the new snapshot. Only a failure of the
 // container list is fatal; the others keep their last value and report.
 func (e *endpoint) list(ctx, conn context.Context) error {
-	all := true
 	cctx, cancel := call(ctx, conn, e.opts.Timeout)
-	list, err := containers.List(cctx, &containers.ListOptions{All: &all})
+	var list []listedContainer
+	err := get(cctx, conn, "/containers/json", url.Values{"all": {"true"}}, &list)
 	cancel()
 	if err != nil {
 		return fmt.Errorf("list containers: %w", err)
@@ -388,7 +379,8 @@ func (e *endpoint) list(ctx, conn context.Context) error {
 			defer func() { <-sem }()
 			id := list[j.i].ID
 			ictx, cancel := call(ctx, conn, e.opts.Timeout)
-			data, err := containers.Inspect(ictx, id, nil)
+			var data inspectedContainer
+			err := get(ictx, conn, "/containers/%s/json", nil, &data, id)
 			cancel()
 			mu.Lock()
 			defer mu.Unlock()
@@ -461,7 +453,8 @@ func (e *endpoint) list(ctx, conn context.Context) error {
 	e.mu.Unlock()
 
 	pctx, cancel := call(ctx, conn, e.opts.Timeout)
-	ps, err := pods.List(pctx, nil)
+	var ps []listedPod
+	err = get(pctx, conn, "/pods/json", nil, &ps)
 	cancel()
 	if err != nil {
 		errs = append(errs, fmt.Errorf("list pods: %w", err))
@@ -470,15 +463,13 @@ func (e *endpoint) list(ctx, conn context.Context) error {
 		}
 	}
 	for _, p := range ps {
-		if p == nil {
-			continue
-		}
 		snap.Pods = append(snap.Pods, Pod{Name: p.Name, State: p.Status, Containers: len(p.Containers)})
 	}
 	sort.Slice(snap.Pods, func(i, j int) bool { return snap.Pods[i].Name < snap.Pods[j].Name })
 
 	ictx, cancel := call(ctx, conn, e.opts.Timeout)
-	imgs, err := images.List(ictx, nil)
+	var imgs []listedImage
+	err = get(ictx, conn, "/images/json", nil, &imgs)
 	cancel()
 	if err != nil {
 		errs = append(errs, fmt.Errorf("list images: %w", err))
@@ -487,15 +478,14 @@ func (e *endpoint) list(ctx, conn context.Context) error {
 		}
 	} else {
 		for _, im := range imgs {
-			if im != nil {
-				snap.Images++
-				snap.ImageBytes += float64(im.Size)
-			}
+			snap.Images++
+			snap.ImageBytes += float64(im.Size)
 		}
 	}
 
 	vctx, cancel := call(ctx, conn, e.opts.Timeout)
-	vols, err := volumes.List(vctx, nil)
+	var vols []json.RawMessage
+	err = get(vctx, conn, "/volumes/json", nil, &vols)
 	cancel()
 	if err != nil {
 		errs = append(errs, fmt.Errorf("list volumes: %w", err))

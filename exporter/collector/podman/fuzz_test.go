@@ -6,8 +6,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/containers/podman/v5/pkg/domain/entities/types"
-
 	"github.com/pantheros/monitoring/exporter/collector"
 )
 
@@ -30,7 +28,7 @@ func FuzzHandleEvent(f *testing.F) {
 		f.Add([]byte(l))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
-		var e types.Event
+		var e Event
 		if json.Unmarshal(b, &e) != nil {
 			return
 		}

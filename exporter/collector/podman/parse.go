@@ -12,8 +12,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-
-	"github.com/containers/podman/v5/pkg/domain/entities/types"
 )
 
 // Stats is what the collector keeps of one container's stats.
@@ -104,7 +102,7 @@ type EventEffect struct {
 
 // HandleEvent counts one event into counts (by container name) and says
 // what to refresh. It never fails: unknown events are ignored.
-func HandleEvent(e types.Event, counts map[string]*Counts) EventEffect {
+func HandleEvent(e Event, counts map[string]*Counts) EventEffect {
 	var eff EventEffect
 	action := string(e.Action)
 	if action == "" {

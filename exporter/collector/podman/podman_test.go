@@ -14,8 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/containers/podman/v5/pkg/domain/entities/types"
-
 	"github.com/pantheros/monitoring/exporter/collector"
 )
 
@@ -81,12 +79,12 @@ func TestParseStatsErrors(t *testing.T) {
 	}
 }
 
-func readEvents(t testing.TB) []types.Event {
-	var out []types.Event
+func readEvents(t testing.TB) []Event {
+	var out []Event
 	sc := bufio.NewScanner(bytes.NewReader(fixture(t, "events-4.3.jsonl")))
 	sc.Buffer(nil, 1<<20)
 	for sc.Scan() {
-		var e types.Event
+		var e Event
 		if err := json.Unmarshal(sc.Bytes(), &e); err != nil {
 			t.Fatal(err)
 		}
