@@ -38,7 +38,7 @@ buildGoModule {
   # nix-hash --type sha256); TestVendorHash fails when it is stale. Not
   # checked against a real nixpkgs build (none on the development machines):
   # a different Go minor version in nixpkgs could vendor differently.
-  vendorHash = "sha256-P/yDqyx2NnshMl18IwJGgkyM7T81hV/2+PDo/II2uKI=";
+  vendorHash = "sha256-MHKyI3uRwoa19/TYgwjYYWA5tw9TLn7uyZSQJgNWxEs=";
 
   subPackages = [ "exporter/cmd/panther-exporter" ];
 
