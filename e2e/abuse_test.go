@@ -37,22 +37,7 @@ type hangingProc struct {
 func newHangingProc(t testing.TB) *hangingProc {
 	t.Helper()
 	dst := filepath.Join(t.TempDir(), "proc")
-	src := "../exporter/collector/system/testdata/proc"
-	err := filepath.Walk(src, func(p string, info os.FileInfo, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(src, p)
-		if info.IsDir() {
-			return os.MkdirAll(filepath.Join(dst, rel), 0o755)
-		}
-		b, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		return os.WriteFile(filepath.Join(dst, rel), b, 0o644)
-	})
-	if err != nil {
+	if err := os.CopyFS(dst, os.DirFS("../exporter/collector/system/testdata/proc")); err != nil {
 		t.Fatal(err)
 	}
 	h := &hangingProc{Dir: dst, fifo: filepath.Join(dst, "loadavg")}

@@ -280,20 +280,7 @@ func startAlertmanager(t *testing.T, pd *FakePagerDuty, keyFile string) *Alertma
 	am := &Alertmanager{Addr: addr, URL: "http://" + addr}
 	am.Process = startProcess(t, nil, bin, "--config.file="+cfgPath, "--storage.path="+filepath.Join(dir, "data"),
 		"--web.listen-address="+addr, "--cluster.listen-address=")
-	eventually(t, 30*time.Second, "alertmanager ready", func() error {
-		if am.Exited() {
-			t.Fatalf("alertmanager exited: %s", am.Output())
-		}
-		resp, err := http.Get(am.URL + "/-/ready")
-		if err != nil {
-			return err
-		}
-		resp.Body.Close()
-		if resp.StatusCode != 200 {
-			return fmt.Errorf("status %s", resp.Status)
-		}
-		return nil
-	})
+	waitReady(t, am.Process, "alertmanager", am.URL, 30*time.Second)
 	return am
 }
 
@@ -381,20 +368,7 @@ func startAlertPrometheus(t *testing.T, targets []string, rules []string, am *Al
 			"--storage.tsdb.path="+filepath.Join(dir, "data"), "--web.listen-address="+addr),
 		URL: "http://" + addr, Dir: dir,
 	}
-	eventually(t, 60*time.Second, "prometheus ready", func() error {
-		if p.Exited() {
-			t.Fatalf("prometheus exited: %s", p.Output())
-		}
-		resp, err := http.Get(p.URL + "/-/ready")
-		if err != nil {
-			return err
-		}
-		resp.Body.Close()
-		if resp.StatusCode != 200 {
-			return fmt.Errorf("status %s", resp.Status)
-		}
-		return nil
-	})
+	waitReady(t, p.Process, "prometheus", p.URL, 60*time.Second)
 	return p
 }
 

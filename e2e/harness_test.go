@@ -381,11 +381,19 @@ func startPrometheus(t testing.TB, c PromConfig) *Prometheus {
 		URL: "http://" + addr,
 		Dir: dir,
 	}
-	eventually(t, 60*time.Second, "prometheus ready", func() error {
+	waitReady(t, p.Process, "prometheus", p.URL, 60*time.Second)
+	return p
+}
+
+// waitReady polls baseURL/-/ready (Prometheus and Alertmanager both answer
+// it) until it answers 200, failing the test if the process exits.
+func waitReady(t testing.TB, p *Process, name, baseURL string, timeout time.Duration) {
+	t.Helper()
+	eventually(t, timeout, name+" ready", func() error {
 		if p.Exited() {
-			t.Fatalf("prometheus exited: %s", p.Output())
+			t.Fatalf("%s exited: %s", name, p.Output())
 		}
-		resp, err := http.Get(p.URL + "/-/ready")
+		resp, err := http.Get(baseURL + "/-/ready")
 		if err != nil {
 			return err
 		}
@@ -395,7 +403,6 @@ func startPrometheus(t testing.TB, c PromConfig) *Prometheus {
 		}
 		return nil
 	})
-	return p
 }
 
 // Query runs an instant PromQL query and returns the vector result.

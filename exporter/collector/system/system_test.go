@@ -217,21 +217,7 @@ func TestFilesystemSelection(t *testing.T) {
 func copyFixture(t *testing.T) string {
 	t.Helper()
 	dst := filepath.Join(t.TempDir(), "proc")
-	err := filepath.Walk("testdata/proc", func(p string, info os.FileInfo, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel("testdata/proc", p)
-		if info.IsDir() {
-			return os.MkdirAll(filepath.Join(dst, rel), 0o755)
-		}
-		b, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		return os.WriteFile(filepath.Join(dst, rel), b, 0o644)
-	})
-	if err != nil {
+	if err := os.CopyFS(dst, os.DirFS("testdata/proc")); err != nil {
 		t.Fatal(err)
 	}
 	return dst
