@@ -6,11 +6,12 @@
 // with -statsd, what a statsd_exporter received (statsd_exporter_samples_total).
 // It prints one table row per block and, at the end, whether RSS,
 // goroutines and fds stayed within -tolerance of their first sample after
-// warm-up, and whether every scrape answered 200.
+// warm-up (spread: (max-min)/first; drift: the mean of the last third of
+// the samples against the first third), and whether every scrape answered
+// 200. It exits 1 on a failed scrape or a drift beyond -tolerance (the
+// spread is reported, not judged: garbage collection swings RSS).
 //
-//	soak -url http://127.0.0.1:9567/metrics -pid 1234 -n 20000 -c 4 -every 1000 -warmup 2000
-//
-// It exits 1 when a target is missed.
+//	soak -url http://127.0.0.1:9567/metrics -pid 1234 -n 20000 -c 4 -every 1000 -warmup 5000
 package main
 
 import (
@@ -19,6 +20,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"os"
 	"strconv"
@@ -45,7 +47,7 @@ func main() {
 	n := flag.Int("n", 20000, "scrapes in all")
 	c := flag.Int("c", 4, "concurrent scrapers")
 	every := flag.Int("every", 1000, "scrapes between samples")
-	warmup := flag.Int("warmup", 2000, "scrapes counted as warm-up (samples before it are not judged)")
+	warmup := flag.Int("warmup", 5000, "scrapes counted as warm-up (samples before it are not judged)")
 	tol := flag.Float64("tolerance", 0.05, "allowed spread after warm-up, relative to the first judged sample")
 	statsd := flag.String("statsd", "", "statsd_exporter /metrics URL, to show flushes arriving")
 	timeout := flag.Duration("timeout", 30*time.Second, "timeout of one scrape")
@@ -144,7 +146,7 @@ func report(ss []sample, warmup int, tol float64) bool {
 		return false
 	}
 	ok := true
-	fmt.Printf("\n| after %d scrapes of warm-up | first | min | max | spread (max-min)/first | within %.0f%% |\n|---|---|---|---|---|---|\n", warmup, tol*100)
+	fmt.Printf("\n| after %d scrapes of warm-up | first | min | max | spread (max-min)/first | spread within %.0f%% | drift: mean of first third → last third | drift within %.0f%% |\n|---|---|---|---|---|---|---|---|\n", warmup, tol*100, tol*100)
 	for _, m := range []struct {
 		name string
 		get  func(sample) float64
@@ -161,9 +163,21 @@ func report(ss []sample, warmup int, tol float64) bool {
 			hi = max(hi, m.get(s))
 		}
 		spread := (hi - lo) / first
+		// Drift: the mean of the last third of the judged samples against
+		// the mean of the first third. A leak drifts; garbage collection
+		// only swings.
+		third := max(1, len(judged)/3)
+		var early, late float64
+		for i := 0; i < third; i++ {
+			early += m.get(judged[i]) / float64(third)
+			late += m.get(judged[len(judged)-1-i]) / float64(third)
+		}
+		drift := (late - early) / early
 		pass := spread <= tol
-		ok = ok && pass
-		fmt.Printf("| %s | %s | %s | %s | %.1f%% | %s |\n", m.name, m.unit(first), m.unit(lo), m.unit(hi), spread*100, yes(pass))
+		flat := math.Abs(drift) <= tol
+		ok = ok && flat
+		fmt.Printf("| %s | %s | %s | %s | %.1f%% | %s | %s → %s (%+.1f%%) | %s |\n", m.name, m.unit(first), m.unit(lo), m.unit(hi),
+			spread*100, yes(pass), m.unit(early), m.unit(late), drift*100, yes(flat))
 	}
 	return ok
 }
