@@ -13,7 +13,8 @@
 #   bash e2e/bench/soak.sh
 #
 # Run from anywhere, as root. Environment (defaults in brackets):
-#   N [20000] C [4] EVERY [1000] WARMUP [5000]
+#   N [20000] C [4] EVERY [1000] WARMUP [10000]
+#   (RSS climbs for about the first minute, then holds: see docs/benchmarks.md)
 #   CONTAINERS [20] SNAPSHOTS [100]
 #   STATSD_EXPORTER_BIN [$(go env GOPATH)/bin/statsd_exporter]
 #                       go install github.com/prometheus/statsd_exporter@v0.31.0
@@ -25,7 +26,7 @@ cd "$(dirname "$0")/../.."
 N=${N:-20000}
 C=${C:-4}
 EVERY=${EVERY:-1000}
-WARMUP=${WARMUP:-5000}
+WARMUP=${WARMUP:-10000}
 CONTAINERS=${CONTAINERS:-20}
 SNAPSHOTS=${SNAPSHOTS:-100}
 OUT=${OUT:-/tmp/panther-soak.md}
