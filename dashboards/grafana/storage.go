@@ -70,10 +70,12 @@ func Storage() Dashboard {
 			}},
 			{Title: "Transactions", Panels: []Panel{
 				{Title: "Transaction commits", Kind: TimeSeries, Unit: "s", Thresholds: Steps("green", 1, "orange", 5, "red"), Min: ptr(0.0), Width: 24, Height: 6,
-					Description: "Average and last transaction commit time; long commits stall writers.",
+					// Last and longest, not a rate-based average: that is 0/0 (no
+					// data) whenever the filesystem was idle for the window.
+					Description: "Last and longest transaction commit time since mount; long commits stall writers.",
 					Queries: []Query{
-						q(`rate(panther_btrfs_commit_seconds_total{`+sel+`}[$__rate_interval]) / rate(panther_btrfs_commits_total{`+sel+`}[$__rate_interval])`, "{{uuid}} average"),
 						q(`panther_btrfs_commit_last_seconds{`+sel+`}`, "{{uuid}} last"),
+						q(`panther_btrfs_commit_max_seconds{`+sel+`}`, "{{uuid}} longest since mount"),
 					}},
 			}},
 		},
