@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -155,5 +156,24 @@ func TestBadStartupInput(t *testing.T) {
 			}
 			fmt.Println("   ", c.name, "->", last)
 		})
+	}
+}
+
+// SIGTERM: the exporter stops serving, logs its shutdown and exits 0.
+func TestGracefulShutdown(t *testing.T) {
+	e := startExporter(t, "--collector.disable-defaults", "--collector.system")
+	if err := e.Cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-e.done:
+	case <-time.After(15 * time.Second):
+		t.Fatal("still running 15 s after SIGTERM")
+	}
+	if code := e.Cmd.ProcessState.ExitCode(); code != 0 {
+		t.Errorf("exit code %d after SIGTERM, want 0:\n%s", code, e.Output())
+	}
+	if !strings.Contains(e.Output(), "Shutting down") {
+		t.Errorf("no shutdown line in the log:\n%s", e.Output())
 	}
 }

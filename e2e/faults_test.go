@@ -81,6 +81,10 @@ func TestHungCollectorFor100Scrapes(t *testing.T) {
 			t.Fatalf("scrape %d lost the exporter's own metrics", i)
 		}
 	}
+	// The landing page says why the data is missing, in words.
+	if page, err := e.Get("/"); err != nil || !strings.Contains(page, `<td class="err">failing: system: deadline exceeded`) {
+		t.Errorf("landing page while hung: %v\n%s", err, page)
+	}
 	g1, fd1 := goroutines(t, e), openFDs(t, e.Cmd.Process.Pid)
 	t.Logf("after 100 scrapes of a hung collector: goroutines %v -> %v, fds %d -> %d", g0, g1, fd0, fd1)
 	// A goroutine per scrape would be +100; allow a few for connections.
