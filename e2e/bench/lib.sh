@@ -142,7 +142,12 @@ bench_cleanup() {
   umount "$DIR/mnt" 2>/dev/null || true
   findmnt -rn -o TARGET | grep "^$DIR/" | sort -r | xargs -r -n1 umount -l 2>/dev/null || true
   for l in "${LOOPS[@]}"; do losetup -d "$l" 2>/dev/null || true; done
-  # conmon's `podman container cleanup` may still write into the storage.
-  for _ in 1 2 3 4 5; do rm -rf "$DIR" 2>/dev/null && return; sleep 1; done
+  # conmon's `podman container cleanup` may still write into the storage,
+  # and mount it again: unmount whatever is there before each try.
+  for _ in 1 2 3 4 5; do
+    findmnt -rn -o TARGET | grep "^$DIR/" | sort -r | xargs -r -n1 umount -l 2>/dev/null || true
+    rm -rf "$DIR" 2>/dev/null && return
+    sleep 1
+  done
   rm -rf "$DIR"
 }

@@ -13,7 +13,7 @@
 #   bash e2e/bench/soak.sh
 #
 # Run from anywhere, as root. Environment (defaults in brackets):
-#   N [20000] C [4] EVERY [1000] WARMUP [10000]
+#   N [40000] C [4] EVERY [1000] WARMUP [20000] (20,000 judged after 20,000 of warm-up)
 #   (RSS climbs for about the first minute, then holds: see docs/benchmarks.md)
 #   CONTAINERS [20] SNAPSHOTS [100]
 #   STATSD_EXPORTER_BIN [$(go env GOPATH)/bin/statsd_exporter]
@@ -23,10 +23,10 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 . e2e/bench/lib.sh
 
-N=${N:-20000}
+N=${N:-40000}
 C=${C:-4}
 EVERY=${EVERY:-1000}
-WARMUP=${WARMUP:-10000}
+WARMUP=${WARMUP:-20000}
 CONTAINERS=${CONTAINERS:-20}
 SNAPSHOTS=${SNAPSHOTS:-100}
 OUT=${OUT:-/tmp/panther-soak.md}

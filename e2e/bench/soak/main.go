@@ -36,6 +36,7 @@ type sample struct {
 	rate       float64 // scrapes/s in the block
 	failed     int64
 	rss        float64 // bytes
+	anon       float64 // RssAnon, bytes: heap and stacks without the binary's pages
 	fds        int
 	goroutines float64
 	statsd     float64 // samples the receiver has taken in, -1 without -statsd
@@ -63,7 +64,7 @@ func main() {
 	var firstErr atomic.Value
 	var samples []sample
 	start := time.Now()
-	fmt.Printf("| scrapes | elapsed | scrapes/s | failed | RSS | open fds | goroutines | statsd samples received |\n|---|---|---|---|---|---|---|---|\n")
+	fmt.Printf("| scrapes | elapsed | scrapes/s | failed | RSS | anon RSS | open fds | goroutines | statsd samples received |\n|---|---|---|---|---|---|---|---|---|\n")
 	for done := 0; done < *n; {
 		block := min(*every, *n-done)
 		blockStart := time.Now()
@@ -96,8 +97,12 @@ func main() {
 				time.Sleep(*gap)
 			}
 			rss, fds, g := statusKB(*pid, "VmRSS:")*1024, countFDs(*pid), metricValue(client, *url, "go_goroutines")
+			anon := statusKB(*pid, "RssAnon:") * 1024
 			if i == 0 || rss < s.rss {
 				s.rss = rss
+			}
+			if i == 0 || anon < s.anon {
+				s.anon = anon
 			}
 			if i == 0 || fds < s.fds {
 				s.fds = fds
@@ -110,8 +115,8 @@ func main() {
 			s.statsd = metricValue(client, *statsd, "statsd_exporter_samples_total")
 		}
 		samples = append(samples, s)
-		fmt.Printf("| %d | %.0f s | %.0f | %d | %.1f MiB | %d | %.0f | %s |\n", s.done, s.elapsed.Seconds(), s.rate,
-			s.failed, s.rss/(1<<20), s.fds, s.goroutines, statsdCell(s.statsd))
+		fmt.Printf("| %d | %.0f s | %.0f | %d | %.1f MiB | %.1f MiB | %d | %.0f | %s |\n", s.done, s.elapsed.Seconds(), s.rate,
+			s.failed, s.rss/(1<<20), s.anon/(1<<20), s.fds, s.goroutines, statsdCell(s.statsd))
 	}
 	ok := report(samples, *warmup, *tol)
 	if f := failed.Load(); f > 0 {
@@ -153,6 +158,7 @@ func report(ss []sample, warmup int, tol float64) bool {
 		unit func(float64) string
 	}{
 		{"RSS", func(s sample) float64 { return s.rss }, func(v float64) string { return fmt.Sprintf("%.1f MiB", v/(1<<20)) }},
+		{"anon RSS", func(s sample) float64 { return s.anon }, func(v float64) string { return fmt.Sprintf("%.1f MiB", v/(1<<20)) }},
 		{"open fds", func(s sample) float64 { return float64(s.fds) }, func(v float64) string { return fmt.Sprintf("%.0f", v) }},
 		{"goroutines", func(s sample) float64 { return s.goroutines }, func(v float64) string { return fmt.Sprintf("%.0f", v) }},
 	} {
