@@ -28,7 +28,8 @@ build:
 	CGO_ENABLED=0 go build -trimpath -ldflags '-s -w $(LDFLAGS)' -o $(BIN) ./exporter/cmd/panther-exporter
 
 run: build
-	@echo "panther-exporter: http://localhost$(ADDR)/metrics (landing page: http://localhost$(ADDR)/)"
+	@addr='$(ADDR)'; case "$$addr" in :*) addr="localhost$$addr";; esac; \
+	echo "panther-exporter: http://$$addr/metrics (landing page: http://$$addr/)"
 	./$(BIN) --web.listen-address=$(ADDR) $(ARGS)
 
 # Everything: unit tests, lint, then the real-stack end-to-end tests.
