@@ -18,52 +18,22 @@ N=${1:-200}
 LEVELS=${2:-"0 50 200"}
 PEER=${PODMAN_EXPORTER_BIN:?set PODMAN_EXPORTER_BIN to a prometheus-podman-exporter binary}
 [ -x "$PEER" ] || { echo "not executable: $PEER" >&2; exit 1; }
-export GOFLAGS=-tags=remote,containers_image_openpgp,exclude_graphdriver_btrfs,btrfs_noversion,exclude_graphdriver_devicemapper
-make -s build
-go build -o bin/scrapebench ./e2e/bench/scrapebench
+. e2e/bench/lib.sh
+build_bench
 
 DIR=$(mktemp -d /tmp/panther-podman-bench-XXXXXX)
-SOCK=$DIR/podman.sock
-cat > "$DIR/containers.conf" <<'EOF'
-[containers]
-default_ulimits = ["nofile=20000:20000", "nproc=1000:1000"]
-[engine]
-cgroup_manager = "cgroupfs"
-runtime = "runc"
-events_logger = "file"
-EOF
-export CONTAINERS_CONF=$DIR/containers.conf
-PODMAN=(podman --root "$DIR/root" --runroot "$DIR/runroot" --tmpdir "$DIR/tmp"
-  --cgroup-manager cgroupfs --runtime runc --events-backend file)
-OURS= PEERPID= SVC=
+OURS= PEERPID=
 cleanup() {
   kill $OURS $PEERPID 2>/dev/null || true
-  "${PODMAN[@]}" rm --all --force --time 0 >/dev/null 2>&1 || true
-  [ -n "$SVC" ] && kill "$SVC" 2>/dev/null || true
-  findmnt -rn -o TARGET | grep "^$DIR/" | sort -r | xargs -r -n1 umount -l 2>/dev/null || true
-  rm -rf "$DIR"
+  bench_cleanup
 }
 trap cleanup EXIT
 trap "exit 130" INT TERM
-
-mkdir -p "$DIR/img/bin" "$DIR/img/tmp"
-cp "$(command -v busybox)" "$DIR/img/bin/busybox"
-for a in $("$DIR/img/bin/busybox" --list); do [ "$a" = busybox ] || ln -sf busybox "$DIR/img/bin/$a"; done
-tar -C "$DIR/img" -c . | "${PODMAN[@]}" import - localhost/busybox:e2e >/dev/null
-"${PODMAN[@]}" system service --time=0 "unix://$SOCK" >"$DIR/service.log" 2>&1 &
-SVC=$!
-for i in $(seq 100); do [ -S "$SOCK" ] && break; sleep 0.1; done
-
-port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
-wait_up() { for i in $(seq 300); do curl -sf -o /dev/null "http://127.0.0.1:$1/metrics" && return; sleep 0.1; done; echo "exporter on $1 not up" >&2; exit 1; }
+setup_podman
 
 echo "# $(date -u +%F) on $(nproc) cores (shared); podman $("${PODMAN[@]}" version --format '{{.Server.Version}}' 2>/dev/null); peer $("$PEER" --version 2>&1 | head -1)"
-have=0
 for level in $LEVELS; do
-  if [ "$level" -gt "$have" ]; then
-    seq $((have + 1)) "$level" | xargs -P 4 -I{} "${PODMAN[@]}" run -d --network none --name "sleep{}" localhost/busybox:e2e sleep 1000000 >/dev/null
-    have=$level
-  fi
+  containers_to "$level"
   running=$("${PODMAN[@]}" ps -q | wc -l)
   P1=$(port); P2=$(port)
   ./bin/panther-exporter --web.listen-address=127.0.0.1:$P1 --log.level=warn \
