@@ -18,7 +18,7 @@ ADDR ?= :9567
 FUZZTIME ?= 20s
 BENCHTIME ?= 1s
 
-.PHONY: all build run test unit e2e lint bench fuzz docs dashboards rules stack clean nix-vendor-hash
+.PHONY: all build run test install unit e2e lint bench fuzz docs dashboards rules stack clean nix-vendor-hash
 
 all: build
 
@@ -32,8 +32,14 @@ run: build
 	echo "panther-exporter: http://$$addr/metrics (landing page: http://$$addr/)"
 	./$(BIN) --web.listen-address=$(ADDR) $(ARGS)
 
-# Everything: unit tests, lint, then the real-stack end-to-end tests.
-test: unit lint e2e
+# Everything: the install step (Debian packages and Go tools, as root), unit
+# tests, lint, then the real-stack end-to-end tests.
+test: install
+	$(MAKE) unit lint e2e
+
+# What the tests need on a fresh Debian 12 machine; .ci/run uses the same.
+install:
+	bash .ci/install
 
 unit:
 	go test -count=1 ./...
