@@ -110,11 +110,10 @@ func btrfsScrubStatus(t testing.TB, mnt string) (counters map[string]float64, st
 // EAGAIN while the scrub process holds the lock of its status file.
 func btrfsScrubStatusErr(t testing.TB, mnt string) (counters map[string]float64, started time.Time, duration time.Duration, status string, err error) {
 	t.Helper()
-	raw, err := exec.Command("btrfs", "scrub", "status", "-R", mnt).CombinedOutput()
+	out, err := runOutput(nil, "btrfs", "scrub", "status", "-R", mnt)
 	if err != nil {
-		return nil, time.Time{}, 0, "", fmt.Errorf("btrfs scrub status -R %s: %v\n%s", mnt, err, raw)
+		return nil, time.Time{}, 0, "", err
 	}
-	out := string(raw)
 	counters = map[string]float64{}
 	for _, line := range strings.Split(out, "\n") {
 		k, v, ok := strings.Cut(strings.TrimSpace(line), ":")
@@ -536,11 +535,10 @@ func TestBtrfsScrubRunningAndCancelled(t *testing.T) {
 	eventually(t, 20*time.Second, "scrub running", func() error {
 		// While a scrub runs, btrfs-progs 6.2 has no stats in its file and
 		// prints the kernel's live progress: "Time left:" and "ETA:".
-		raw, err := exec.Command("btrfs", "scrub", "status", fs.Mnt).CombinedOutput()
+		out, err := runOutput(nil, "btrfs", "scrub", "status", fs.Mnt)
 		if err != nil {
-			return fmt.Errorf("btrfs scrub status: %v: %s", err, raw)
+			return err
 		}
-		out := string(raw)
 		v, ok := e.Scrape(t).Value("panther_btrfs_scrub_running", u)
 		if !strings.Contains(out, "Time left:") || !ok || v != 1 {
 			return fmt.Errorf("panther_btrfs_scrub_running = %v %v; btrfs scrub status says:\n%s", v, ok, out)

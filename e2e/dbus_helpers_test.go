@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -125,12 +124,9 @@ func systemdAnalyze(t testing.TB, bus *DBus, args ...string) (string, error) {
 	return runEnv(t, []string{"DBUS_SYSTEM_BUS_ADDRESS=" + bus.Address, "SYSTEMD_COLORS=0", "LC_ALL=C"}, "unshare", cmdArgs...)
 }
 
-// runEnv runs a command with extra environment and returns its combined
-// output and error (it does not fail the test).
+// runEnv runs a command with extra environment and returns its standard
+// output; the error carries stderr (it does not fail the test).
 func runEnv(t testing.TB, env []string, name string, args ...string) (string, error) {
 	t.Helper()
-	cmd := exec.Command(name, args...)
-	cmd.Env = append(os.Environ(), env...)
-	out, err := cmd.CombinedOutput()
-	return string(out), err
+	return runOutput(env, name, args...)
 }

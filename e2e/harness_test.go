@@ -469,15 +469,33 @@ func (p *Prometheus) Alerts() ([]map[string]any, error) {
 	return r.Data.Alerts, nil
 }
 
-// runCmd runs a command and returns its combined output, failing the test
-// on error.
+// runCmd runs a command and returns its standard output, failing the test
+// on error. Only stdout is data: tools warn on stderr (a fresh nix-bin, a
+// btrfs-progs newer than the kernel), and a parser fed both breaks on a
+// machine that warns. stderr is shown when the command fails.
 func runCmd(t testing.TB, name string, args ...string) string {
 	t.Helper()
+	out, err := runOutput(nil, name, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// runOutput runs a command with extra environment (nil for none) and returns
+// its standard output; an error carries the command line and its stderr.
+func runOutput(env []string, name string, args ...string) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	out, err := exec.CommandContext(ctx, name, args...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
+	cmd := exec.CommandContext(ctx, name, args...)
+	if env != nil {
+		cmd.Env = append(os.Environ(), env...)
 	}
-	return string(out)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return string(out), fmt.Errorf("%s %s: %v\nstderr:\n%s", name, strings.Join(args, " "), err, stderr.String())
+	}
+	return string(out), nil
 }

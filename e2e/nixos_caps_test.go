@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"sort"
@@ -28,10 +27,7 @@ import (
 func TestServiceCapabilities(t *testing.T) {
 	requireRoot(t)
 	setpriv := requireTool(t, "setpriv")
-	out, err := exec.Command(requireTool(t, "nix-instantiate"), "--eval", "--strict", "--json", "../nixos/hardening.nix").Output()
-	if err != nil {
-		t.Fatalf("nix-instantiate --eval ../nixos/hardening.nix: %v", err)
-	}
+	out := []byte(runCmd(t, requireTool(t, "nix-instantiate"), "--eval", "--strict", "--json", "../nixos/hardening.nix"))
 	var h struct{ AmbientCapabilities, CapabilityBoundingSet []string }
 	if err := json.Unmarshal(out, &h); err != nil {
 		t.Fatal(err)
@@ -122,10 +118,7 @@ func hardeningNix(t *testing.T) (h struct {
 	AmbientCapabilities, SystemCallFilter, RestrictAddressFamilies []string
 }) {
 	t.Helper()
-	out, err := exec.Command(requireTool(t, "nix-instantiate"), "--eval", "--strict", "--json", "../nixos/hardening.nix").Output()
-	if err != nil {
-		t.Fatalf("nix-instantiate --eval ../nixos/hardening.nix: %v", err)
-	}
+	out := []byte(runCmd(t, requireTool(t, "nix-instantiate"), "--eval", "--strict", "--json", "../nixos/hardening.nix"))
 	if err := json.Unmarshal(out, &h); err != nil {
 		t.Fatal(err)
 	}
@@ -139,10 +132,7 @@ func syscallFilter(t *testing.T, filter []string) map[string]bool {
 	sa := requireTool(t, "systemd-analyze")
 	var expand func(group string, seen map[string]bool) []string
 	expand = func(group string, seen map[string]bool) []string {
-		out, err := exec.Command(sa, "syscall-filter", "--no-pager", group).Output()
-		if err != nil {
-			t.Fatalf("systemd-analyze syscall-filter %s: %v", group, err)
-		}
+		out := []byte(runCmd(t, sa, "syscall-filter", "--no-pager", group))
 		var calls []string
 		for _, line := range strings.Split(string(out), "\n") {
 			f := strings.TrimSpace(line)

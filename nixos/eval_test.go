@@ -38,11 +38,8 @@ type evaluated struct {
 func evalModules(t *testing.T, exporter, monitoring string, podman bool) evaluated {
 	t.Helper()
 	nixInstantiate := tool(t, "nix-instantiate")
-	out, err := exec.Command(nixInstantiate, "--eval", "--strict", "--json", "testdata/eval.nix",
-		"--arg", "exporter", exporter, "--arg", "monitoring", monitoring, "--arg", "podman", fmt.Sprint(podman)).CombinedOutput()
-	if err != nil {
-		t.Fatalf("nix-instantiate --eval testdata/eval.nix: %v\n%s", err, out)
-	}
+	out := output(t, exec.Command(nixInstantiate, "--eval", "--strict", "--json", "testdata/eval.nix",
+		"--arg", "exporter", exporter, "--arg", "monitoring", monitoring, "--arg", "podman", fmt.Sprint(podman)))
 	var e evaluated
 	if err := json.Unmarshal(out, &e); err != nil {
 		t.Fatalf("%v\n%s", err, out)
@@ -196,10 +193,7 @@ func TestModuleEval(t *testing.T) {
 // `nix flake check` look for them, and the version is stamped.
 func TestFlakeOutputs(t *testing.T) {
 	nixInstantiate := tool(t, "nix-instantiate")
-	out, err := exec.Command(nixInstantiate, "--eval", "--strict", "--json", "testdata/flake.nix").CombinedOutput()
-	if err != nil {
-		t.Fatalf("nix-instantiate --eval testdata/flake.nix: %v\n%s", err, out)
-	}
+	out := output(t, exec.Command(nixInstantiate, "--eval", "--strict", "--json", "testdata/flake.nix"))
 	var got struct {
 		Package struct{ Package, Version, Revision, BuildDate, BuildGoModule string }
 		Default string

@@ -28,6 +28,20 @@ var tags = []string{"remote", "containers_image_openpgp", "exclude_graphdriver_b
 
 func inCI() bool { return os.Getenv("CI") == "true" }
 
+// output runs a program and returns its standard output. Only stdout is
+// data: a freshly installed nix-bin warns on stderr (no nixbld group), and a
+// parser fed both breaks. stderr is shown when the program fails.
+func output(t *testing.T, cmd *exec.Cmd) []byte {
+	t.Helper()
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("%s: %v\nstdout:\n%s\nstderr:\n%s", strings.Join(cmd.Args, " "), err, out, stderr.Bytes())
+	}
+	return out
+}
+
 // tool returns the path of a program; without it the test fails in CI and
 // is skipped elsewhere.
 func tool(t *testing.T, name string) string {
@@ -139,10 +153,7 @@ func TestNixFilesParse(t *testing.T) {
 // a --[no-]NAME flag gives NAME and no-NAME.
 func helpFlags(t *testing.T) map[string]bool {
 	t.Helper()
-	out, err := exec.Command(binary(t), "--help").CombinedOutput()
-	if err != nil {
-		t.Fatalf("panther-exporter --help: %v\n%s", err, out)
-	}
+	out := output(t, exec.Command(binary(t), "--help"))
 	flags := map[string]bool{}
 	for _, m := range regexp.MustCompile(`(?m)^\s+(?:-\w, )?--(\[no-\])?([a-z0-9][a-z0-9._-]*)`).FindAllStringSubmatch(string(out), -1) {
 		flags[m[2]] = true
@@ -299,10 +310,7 @@ func normBool(s string) string {
 // that neither file changes a hardening setting elsewhere.
 func TestHardeningSame(t *testing.T) {
 	nixInstantiate := tool(t, "nix-instantiate")
-	out, err := exec.Command(nixInstantiate, "--eval", "--strict", "--json", "hardening.nix").Output()
-	if err != nil {
-		t.Fatalf("nix-instantiate --eval hardening.nix: %v", err)
-	}
+	out := output(t, exec.Command(nixInstantiate, "--eval", "--strict", "--json", "hardening.nix"))
 	var nix map[string]any
 	if err := json.Unmarshal(out, &nix); err != nil {
 		t.Fatal(err)
@@ -373,13 +381,10 @@ var exposureRE = regexp.MustCompile(`Overall exposure level for panther-exporter
 // --offline=true (systemd >= 252) and checks the README quotes the figure.
 func TestSecurityExposure(t *testing.T) {
 	sa := tool(t, "systemd-analyze")
-	if out, _ := exec.Command(sa, "--help").CombinedOutput(); !bytes.Contains(out, []byte("--offline")) {
+	if out := output(t, exec.Command(sa, "--help")); !bytes.Contains(out, []byte("--offline")) {
 		t.Fatalf("this systemd-analyze has no --offline (systemd < 252):\n%s", out)
 	}
-	out, err := exec.Command(sa, "security", "--offline=true", "--threshold=20", "--no-pager", "panther-exporter.service").CombinedOutput()
-	if err != nil {
-		t.Fatalf("systemd-analyze security --offline=true: %v\n%s", err, out)
-	}
+	out := output(t, exec.Command(sa, "security", "--offline=true", "--threshold=20", "--no-pager", "panther-exporter.service"))
 	m := exposureRE.FindStringSubmatch(string(out))
 	if m == nil {
 		t.Fatalf("no exposure level in:\n%s", out)
@@ -460,10 +465,7 @@ func TestVendorHash(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(src, "vendor", "modules.txt")); err != nil {
 		t.Fatal(err)
 	}
-	out, err := exec.Command(nixHash, "--type", "sha256", filepath.Join(src, "vendor")).Output()
-	if err != nil {
-		t.Fatalf("nix-hash: %v", err)
-	}
+	out := output(t, exec.Command(nixHash, "--type", "sha256", filepath.Join(src, "vendor")))
 	raw, err := hex.DecodeString(strings.TrimSpace(string(out)))
 	if err != nil {
 		t.Fatal(err)

@@ -22,10 +22,7 @@ import (
 // @groups included).
 func syscallSet(t *testing.T, sa string, group string, seen map[string]bool) map[string]bool {
 	t.Helper()
-	out, err := exec.Command(sa, "syscall-filter", "--no-pager", group).Output()
-	if err != nil {
-		t.Fatalf("systemd-analyze syscall-filter %s: %v", group, err)
-	}
+	out := output(t, exec.Command(sa, "syscall-filter", "--no-pager", group))
 	set := map[string]bool{}
 	for _, line := range strings.Split(string(out), "\n") {
 		f := strings.TrimSpace(line)
@@ -56,10 +53,7 @@ func TestSyscallsAllowed(t *testing.T) {
 	nixInstantiate := tool(t, "nix-instantiate")
 	bin := binary(t)
 
-	out, err := exec.Command(nixInstantiate, "--eval", "--strict", "--json", "hardening.nix").Output()
-	if err != nil {
-		t.Fatalf("nix-instantiate --eval hardening.nix: %v", err)
-	}
+	out := output(t, exec.Command(nixInstantiate, "--eval", "--strict", "--json", "hardening.nix"))
 	var h struct {
 		SystemCallFilter        []string
 		RestrictAddressFamilies []string

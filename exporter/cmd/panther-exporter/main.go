@@ -57,6 +57,9 @@ func run() error {
 	promslogflag.AddFlags(kingpin.CommandLine, logConfig)
 	kingpin.Version(version.Print("panther-exporter"))
 	kingpin.HelpFlag.Short('h')
+	// --help is the answer asked for, so it goes to stdout (`| less` works);
+	// errors stay on stderr.
+	kingpin.CommandLine.UsageWriter(os.Stdout)
 	kingpin.Parse()
 	logger := promslog.New(logConfig)
 
