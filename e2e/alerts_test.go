@@ -484,6 +484,10 @@ func TestAlertsEndToEnd(t *testing.T) {
 	} {
 		prom.WaitForSeries(t, 60*time.Second, q)
 	}
+	// Alert state is judged only as of an evaluation that saw all of the
+	// above: the first evaluation can run before the first scrape and leave
+	// ExporterAbsent pending until the next one.
+	prom.WaitRulesEvaluated(t, 30*time.Second, time.Now())
 	healthyUntil := time.Now().Add(45 * time.Second)
 	for time.Now().Before(healthyUntil) {
 		alerts, err := prom.Alerts()

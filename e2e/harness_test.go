@@ -451,6 +451,42 @@ func (p *Prometheus) WaitForSeries(t testing.TB, timeout time.Duration, expr str
 	return v
 }
 
+// WaitRulesEvaluated polls until Prometheus has finished an evaluation of
+// every rule group that started after since. Alert state read before that
+// can be left over from an evaluation before the first scrape (absent(up)
+// pending while no target has been scraped yet): a check of "no alert" must
+// first wait for this, or it races the evaluation interval.
+func (p *Prometheus) WaitRulesEvaluated(t testing.TB, timeout time.Duration, since time.Time) {
+	t.Helper()
+	eventually(t, timeout, "every rule group evaluated after "+since.Format(time.RFC3339Nano), func() error {
+		resp, err := http.Get(p.URL + "/api/v1/rules")
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		var r struct {
+			Data struct {
+				Groups []struct {
+					Name           string    `json:"name"`
+					LastEvaluation time.Time `json:"lastEvaluation"`
+				} `json:"groups"`
+			} `json:"data"`
+		}
+		if err := json.NewDecoder(resp.Body).Decode(&r); err != nil {
+			return err
+		}
+		if len(r.Data.Groups) == 0 {
+			return fmt.Errorf("no rule groups loaded")
+		}
+		for _, g := range r.Data.Groups {
+			if !g.LastEvaluation.After(since) {
+				return fmt.Errorf("group %s last evaluated at %s", g.Name, g.LastEvaluation.Format(time.RFC3339Nano))
+			}
+		}
+		return nil
+	})
+}
+
 // Alerts returns the alerts Prometheus currently holds (pending or firing).
 func (p *Prometheus) Alerts() ([]map[string]any, error) {
 	resp, err := http.Get(p.URL + "/api/v1/alerts")
