@@ -18,7 +18,7 @@ ADDR ?= :9567
 FUZZTIME ?= 20s
 BENCHTIME ?= 1s
 
-.PHONY: all build run test install unit e2e lint bench fuzz docs dashboards rules stack clean nix-vendor-hash
+.PHONY: all build run test install fresh-check unit e2e lint bench fuzz docs dashboards rules stack clean nix-vendor-hash
 
 all: build
 
@@ -40,6 +40,11 @@ test: install
 # What the tests need on a fresh Debian 12 machine; .ci/run uses the same.
 install:
 	bash .ci/install
+
+# A new Debian 12 root (mmdebstrap), a clean clone, the install step and
+# `make unit lint` inside it: proof that does not depend on a used machine.
+fresh-check:
+	bash .ci/fresh-check
 
 unit:
 	go test -count=1 ./...
