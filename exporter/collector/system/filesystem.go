@@ -18,13 +18,13 @@ import (
 var fsLabels = []string{"device", "mountpoint", "fstype"}
 
 var (
-	fsSize           = collector.Gauge("system", "filesystem_size_bytes", "Filesystem size.", fsLabels...)
-	fsAvail          = collector.Gauge("system", "filesystem_avail_bytes", "Bytes available to unprivileged users.", fsLabels...)
-	fsFree           = collector.Gauge("system", "filesystem_free_bytes", "Free bytes, including those reserved for root.", fsLabels...)
-	fsFiles          = collector.Gauge("system", "filesystem_files", "Inodes in the filesystem.", fsLabels...)
-	fsFilesFree      = collector.Gauge("system", "filesystem_files_free", "Free inodes.", fsLabels...)
-	fsReadonly       = collector.Gauge("system", "filesystem_readonly", "1 when the filesystem is mounted read-only.", fsLabels...)
-	fsDeviceErr      = collector.Gauge("system", "filesystem_device_error", "1 when statfs on the mount point failed or hung.", fsLabels...)
+	fsSize           = collector.Gauge("system", "filesystem_size_bytes", "Size of the filesystem: statfs f_blocks times f_bsize.", fsLabels...)
+	fsAvail          = collector.Gauge("system", "filesystem_avail_bytes", "Bytes available to unprivileged users: statfs f_bavail times f_bsize (the blocks reserved for root left out).", fsLabels...)
+	fsFree           = collector.Gauge("system", "filesystem_free_bytes", "Free bytes, the blocks reserved for root included: statfs f_bfree times f_bsize.", fsLabels...)
+	fsFiles          = collector.Gauge("system", "filesystem_files", "Inodes in the filesystem: statfs f_files (0 on btrfs, which makes inodes as it needs them).", fsLabels...)
+	fsFilesFree      = collector.Gauge("system", "filesystem_files_free", "Free inodes: statfs f_ffree (0 on btrfs).", fsLabels...)
+	fsReadonly       = collector.Gauge("system", "filesystem_readonly", "1 when the mount is read-only (ro in the mount options of PID 1's mountinfo), else 0.", fsLabels...)
+	fsDeviceErr      = collector.Gauge("system", "filesystem_device_error", "1 when statfs on the mount point failed or did not answer in 2 seconds (its sizes are then left out), else 0.", fsLabels...)
 	statfsWaitBudget = 2 * time.Second // a mount that hangs longer is marked failed
 )
 

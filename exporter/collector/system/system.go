@@ -1,7 +1,10 @@
 // Package system collects CPU, load, memory, swap, filesystem, disk,
-// network, boot time and pressure stall metrics. It reads through gopsutil
-// (which honours --path.procfs/--path.sysfs via its context environment) and
-// prometheus/procfs for mountinfo and PSI, the parsers node_exporter uses.
+// network, boot time and pressure stall metrics. It reads /proc/stat,
+// /proc/meminfo, mountinfo and PSI through prometheus/procfs, the parsers
+// node_exporter uses, so that the figures are the kernel's and agree with
+// node_exporter's to the last digit; load, disks, network and statfs through
+// gopsutil (which honours --path.procfs/--path.sysfs via its context
+// environment).
 package system
 
 import (
@@ -16,10 +19,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/procfs"
 	"github.com/shirou/gopsutil/v4/common"
-	"github.com/shirou/gopsutil/v4/cpu"
 	"github.com/shirou/gopsutil/v4/disk"
 	"github.com/shirou/gopsutil/v4/load"
-	"github.com/shirou/gopsutil/v4/mem"
 	"github.com/shirou/gopsutil/v4/net"
 
 	"github.com/pantheros/monitoring/exporter/collector"
@@ -29,8 +30,11 @@ import (
 const (
 	defMountPointsExclude = `^/(dev|proc|run/credentials/.+|sys|var/lib/docker/.+|var/lib/containers/storage/.+)($|/)`
 	defFSTypesExclude     = `^(autofs|binfmt_misc|bpf|cgroup2?|configfs|debugfs|devpts|devtmpfs|fusectl|hugetlbfs|iso9660|mqueue|nsfs|overlay|proc|procfs|pstore|ramfs|rpc_pipefs|securityfs|selinuxfs|squashfs|erofs|sysfs|tracefs|nfsd|fuse\.lxcfs|fuse\.portal)$`
-	defDiskExclude        = `^(z?ram|loop|fd|(h|s|v|xv)d[a-z]|nvme\d+n\d+p)\d+$`
-	defNetdevExclude      = `^(lo|veth.*)$`
+	// Partitions of every kind of disk (sda1, sdaa1, vda1, xvda1, nvme0n1p1,
+	// mmcblk0p1) count their I/O in the whole device too; node_exporter's
+	// default keeps mmcblk partitions and those of the 27th disk on.
+	defDiskExclude   = `^(z?ram|loop|fd|(h|s|v|xv)d[a-z]+|nvme\d+n\d+p|mmcblk\d+p)\d+$`
+	defNetdevExclude = `^(lo|veth.*)$`
 )
 
 // Options are the system collector's flags.
@@ -134,21 +138,29 @@ func New(cfg collector.Config, o Options) (*System, error) {
 }
 
 var (
-	cpuSeconds = collector.Counter("system", "cpu_seconds_total", "Seconds all CPUs spent in each mode.", "mode")
-	cpus       = collector.Gauge("system", "cpus", "Number of logical CPUs.")
-	load1      = collector.Gauge("system", "load1", "1-minute load average.")
-	load5      = collector.Gauge("system", "load5", "5-minute load average.")
-	load15     = collector.Gauge("system", "load15", "15-minute load average.")
-	mems       = map[string]*collector.Metric{
-		"total":     collector.Gauge("system", "memory_total_bytes", "Total usable memory (MemTotal)."),
-		"available": collector.Gauge("system", "memory_available_bytes", "Memory available for new work without swapping (MemAvailable)."),
-		"free":      collector.Gauge("system", "memory_free_bytes", "Unused memory (MemFree)."),
-		"buffers":   collector.Gauge("system", "memory_buffers_bytes", "Memory in block device buffers (Buffers)."),
-		"cached":    collector.Gauge("system", "memory_cached_bytes", "Memory in the page cache (Cached)."),
-	}
-	swapTotal = collector.Gauge("system", "swap_total_bytes", "Total swap space.")
-	swapFree  = collector.Gauge("system", "swap_free_bytes", "Unused swap space.")
-	bootTime  = collector.Gauge("system", "boot_timestamp_seconds", "Unix time the host booted.")
+	cpuSeconds = collector.Counter("system", "cpu_seconds_total",
+		"Seconds all CPUs spent in each mode: the cpu line of /proc/stat (ticks of USER_HZ, divided by 100), "+
+			"as the kernel and node_exporter count them. user and nice include guest and guest_nice: "+
+			"the busy total is every mode but idle, iowait, guest and guest_nice.", "mode")
+	cpus     = collector.Gauge("system", "cpus", "Logical CPUs online: the cpuN lines of /proc/stat.")
+	load1    = collector.Gauge("system", "load1", "1-minute load average of /proc/loadavg: runnable and uninterruptible (I/O-waiting) tasks, not divided by the CPUs.")
+	load5    = collector.Gauge("system", "load5", "5-minute load average of /proc/loadavg: runnable and uninterruptible (I/O-waiting) tasks, not divided by the CPUs.")
+	load15   = collector.Gauge("system", "load15", "15-minute load average of /proc/loadavg: runnable and uninterruptible (I/O-waiting) tasks, not divided by the CPUs.")
+	memTotal = collector.Gauge("system", "memory_total_bytes",
+		"MemTotal of /proc/meminfo: physical memory less what firmware and the kernel image reserve.")
+	memAvailable = collector.Gauge("system", "memory_available_bytes",
+		"MemAvailable of /proc/meminfo: the kernel's estimate of memory that new work can get without swapping (free memory plus the reclaimable part of the page cache and slab).")
+	memFree = collector.Gauge("system", "memory_free_bytes",
+		"MemFree of /proc/meminfo: memory used for nothing at all (page cache is not counted as free).")
+	memBuffers = collector.Gauge("system", "memory_buffers_bytes",
+		"Buffers of /proc/meminfo: page cache of raw block devices (mostly filesystem metadata).")
+	memCached = collector.Gauge("system", "memory_cached_bytes",
+		"Cached of /proc/meminfo: page cache of files, tmpfs and shared memory included, swap cache and "+
+			"reclaimable slab (SReclaimable) not; free(1)'s buff/cache adds Buffers and SReclaimable.")
+	swapTotal = collector.Gauge("system", "swap_total_bytes", "SwapTotal of /proc/meminfo: swap space of every active swap device and file, zram included.")
+	swapFree  = collector.Gauge("system", "swap_free_bytes", "SwapFree of /proc/meminfo: swap space not in use.")
+	bootTime  = collector.Gauge("system", "boot_timestamp_seconds",
+		"btime of /proc/stat: Unix time the host booted, as the wall clock now minus the time since boot (it moves when the clock is stepped).")
 )
 
 // Update reads every source; a source that fails is reported in the error
@@ -160,10 +172,9 @@ func (s *System) Update(ctx context.Context, ch chan<- prometheus.Metric) error 
 		name string
 		fn   func(context.Context, chan<- prometheus.Metric) error
 	}{
-		{"cpu", s.updateCPU},
+		{"cpu and boot time", s.updateStat},
 		{"load", s.updateLoad},
 		{"memory", s.updateMemory},
-		{"boot time", s.updateBootTime},
 		{"filesystems", s.updateFilesystems},
 		{"disks", s.updateDisks},
 		{"network", s.updateNetwork},
@@ -188,35 +199,46 @@ func safely(ctx context.Context, ch chan<- prometheus.Metric, fn func(context.Co
 	return fn(ctx, ch)
 }
 
-func (s *System) updateCPU(ctx context.Context, ch chan<- prometheus.Metric) error {
-	perCPU, err := cpu.TimesWithContext(ctx, true)
+// procfsErr keeps an error of procfs from quoting the file's content (its
+// parse errors quote whole lines): the file's name and the kind of problem
+// are enough to act on.
+func procfsErr(path string, err error) error {
+	if errors.Is(err, procfs.ErrFileParse) {
+		return fmt.Errorf("%s: not in the kernel's format", path)
+	}
+	return fmt.Errorf("%s: %w", path, err) // an os error: it names the file only
+}
+
+// updateStat reads /proc/stat once for the CPU times and the boot time,
+// through procfs as node_exporter does: the kernel's own figures (gopsutil
+// takes guest out of user and nice).
+func (s *System) updateStat(_ context.Context, ch chan<- prometheus.Metric) error {
+	path := s.cfg.Proc("stat")
+	st, err := s.procfs.Stat()
 	if err != nil {
-		return fmt.Errorf("%s: %w", s.cfg.Proc("stat"), err)
+		return procfsErr(path, err)
 	}
-	if len(perCPU) == 0 {
-		return fmt.Errorf("%s: no cpu lines", s.cfg.Proc("stat"))
+	var errs []error
+	if len(st.CPU) == 0 {
+		errs = append(errs, fmt.Errorf("%s: no cpuN lines", path))
+	} else {
+		// The cpu line is the kernel's sum over every CPU (those taken
+		// offline since boot too, so it never goes back).
+		t := st.CPUTotal
+		for mode, v := range map[string]float64{
+			"user": t.User, "nice": t.Nice, "system": t.System, "idle": t.Idle, "iowait": t.Iowait,
+			"irq": t.IRQ, "softirq": t.SoftIRQ, "steal": t.Steal, "guest": t.Guest, "guest_nice": t.GuestNice,
+		} {
+			ch <- cpuSeconds.Const(v, mode)
+		}
+		ch <- cpus.Const(float64(len(st.CPU)))
 	}
-	var t cpu.TimesStat
-	for _, c := range perCPU {
-		t.User += c.User - c.Guest // the kernel counts guest time in user too
-		t.Nice += c.Nice - c.GuestNice
-		t.System += c.System
-		t.Idle += c.Idle
-		t.Iowait += c.Iowait
-		t.Irq += c.Irq
-		t.Softirq += c.Softirq
-		t.Steal += c.Steal
-		t.Guest += c.Guest
-		t.GuestNice += c.GuestNice
+	if st.BootTime == 0 {
+		errs = append(errs, fmt.Errorf("%s: no btime line", path))
+	} else {
+		ch <- bootTime.Const(float64(st.BootTime))
 	}
-	for mode, v := range map[string]float64{
-		"user": t.User, "nice": t.Nice, "system": t.System, "idle": t.Idle, "iowait": t.Iowait,
-		"irq": t.Irq, "softirq": t.Softirq, "steal": t.Steal, "guest": t.Guest, "guest_nice": t.GuestNice,
-	} {
-		ch <- cpuSeconds.Const(v, mode)
-	}
-	ch <- cpus.Const(float64(len(perCPU)))
-	return nil
+	return errors.Join(errs...)
 }
 
 func (s *System) updateLoad(ctx context.Context, ch chan<- prometheus.Metric) error {
@@ -234,47 +256,49 @@ func (s *System) updateLoad(ctx context.Context, ch chan<- prometheus.Metric) er
 	return nil
 }
 
-func (s *System) updateMemory(ctx context.Context, ch chan<- prometheus.Metric) error {
+// updateMemory reads /proc/meminfo through procfs: each metric is one line
+// of it, as node_exporter's node_memory_<Line>_bytes are (gopsutil adds
+// SReclaimable to Cached). Swap comes from here too: gopsutil's SwapMemory
+// asks sysinfo(2) of the running kernel and ignores --path.procfs.
+func (s *System) updateMemory(_ context.Context, ch chan<- prometheus.Metric) error {
 	path := s.cfg.Proc("meminfo")
-	vm, err := mem.VirtualMemoryWithContext(ctx)
+	mi, err := s.procfs.Meminfo()
 	if err != nil {
-		return fmt.Errorf("%s: %w", path, err)
+		return procfsErr(path, err)
 	}
-	if vm.Total == 0 {
-		// gopsutil skips lines it cannot parse; a meminfo without MemTotal is garbled.
+	if mi.MemTotalBytes == nil {
 		return fmt.Errorf("%s: no MemTotal line", path)
 	}
-	for k, v := range map[string]uint64{"total": vm.Total, "available": vm.Available, "free": vm.Free, "buffers": vm.Buffers, "cached": vm.Cached} {
-		ch <- mems[k].Const(float64(v))
+	for _, m := range []struct {
+		metric *collector.Metric
+		bytes  *uint64
+	}{
+		{memTotal, mi.MemTotalBytes}, {memAvailable, mi.MemAvailableBytes}, {memFree, mi.MemFreeBytes},
+		{memBuffers, mi.BuffersBytes}, {memCached, mi.CachedBytes},
+		{swapTotal, mi.SwapTotalBytes}, {swapFree, mi.SwapFreeBytes},
+	} {
+		if m.bytes != nil { // a line the kernel does not print (MemAvailable before 3.14) is left out
+			ch <- m.metric.Const(float64(*m.bytes))
+		}
 	}
-	// From meminfo, not gopsutil's SwapMemory: that asks sysinfo(2) of the
-	// running kernel and ignores --path.procfs.
-	ch <- swapTotal.Const(float64(vm.SwapTotal))
-	ch <- swapFree.Const(float64(vm.SwapFree))
-	return nil
-}
-
-// updateBootTime reads btime through procfs: gopsutil's BootTime first
-// probes for virtualization, reading a dozen files on every call.
-func (s *System) updateBootTime(_ context.Context, ch chan<- prometheus.Metric) error {
-	st, err := s.procfs.Stat()
-	if err != nil {
-		return fmt.Errorf("%s: %w", s.cfg.Proc("stat"), err)
-	}
-	if st.BootTime == 0 {
-		return fmt.Errorf("%s: no btime line", s.cfg.Proc("stat"))
-	}
-	ch <- bootTime.Const(float64(st.BootTime))
 	return nil
 }
 
 var (
-	diskRead    = collector.Counter("system", "disk_read_bytes_total", "Bytes read from the block device.", "device")
-	diskWritten = collector.Counter("system", "disk_written_bytes_total", "Bytes written to the block device.", "device")
-	diskIOTime  = collector.Counter("system", "disk_io_time_seconds_total", "Seconds the device spent doing I/O.", "device")
-	diskReads   = collector.Counter("system", "disk_reads_completed_total", "Reads completed.", "device")
-	diskWrites  = collector.Counter("system", "disk_writes_completed_total", "Writes completed.", "device")
+	diskRead = collector.Counter("system", "disk_read_bytes_total",
+		"Bytes read from the block device: sectors read in /proc/diskstats times 512 (the kernel counts 512-byte units whatever the device's sector size).", "device")
+	diskWritten = collector.Counter("system", "disk_written_bytes_total",
+		"Bytes written to the block device: sectors written in /proc/diskstats times 512 (the kernel counts 512-byte units whatever the device's sector size).", "device")
+	diskIOTime = collector.Counter("system", "disk_io_time_seconds_total",
+		"Seconds the device had I/O in flight (io_ticks of /proc/diskstats); its rate is the share of time busy, which is not saturation for SSDs that serve requests in parallel.", "device")
+	diskReads  = collector.Counter("system", "disk_reads_completed_total", "Reads completed successfully (/proc/diskstats), merged requests counted once.", "device")
+	diskWrites = collector.Counter("system", "disk_writes_completed_total", "Writes completed successfully (/proc/diskstats), merged requests counted once.", "device")
 )
+
+// secondsPerMillisecond is how node_exporter scales diskstats' milliseconds
+// (a multiplication, not a division): the same arithmetic gives the same
+// figure to the last digit.
+const secondsPerMillisecond = 1.0 / 1000.0
 
 func (s *System) updateDisks(ctx context.Context, ch chan<- prometheus.Metric) error {
 	stats, err := disk.IOCountersWithContext(ctx)
@@ -287,7 +311,7 @@ func (s *System) updateDisks(ctx context.Context, ch chan<- prometheus.Metric) e
 		}
 		ch <- diskRead.Const(float64(d.ReadBytes), name)
 		ch <- diskWritten.Const(float64(d.WriteBytes), name)
-		ch <- diskIOTime.Const(float64(d.IoTime)/1000, name)
+		ch <- diskIOTime.Const(float64(d.IoTime)*secondsPerMillisecond, name)
 		ch <- diskReads.Const(float64(d.ReadCount), name)
 		ch <- diskWrites.Const(float64(d.WriteCount), name)
 	}
@@ -295,12 +319,12 @@ func (s *System) updateDisks(ctx context.Context, ch chan<- prometheus.Metric) e
 }
 
 var (
-	netRx     = collector.Counter("system", "network_receive_bytes_total", "Bytes received on the interface.", "device")
-	netTx     = collector.Counter("system", "network_transmit_bytes_total", "Bytes sent on the interface.", "device")
-	netRxErr  = collector.Counter("system", "network_receive_errors_total", "Receive errors on the interface.", "device")
-	netTxErr  = collector.Counter("system", "network_transmit_errors_total", "Transmit errors on the interface.", "device")
-	netRxDrop = collector.Counter("system", "network_receive_drop_total", "Received packets dropped on the interface.", "device")
-	netTxDrop = collector.Counter("system", "network_transmit_drop_total", "Packets to send dropped on the interface.", "device")
+	netRx     = collector.Counter("system", "network_receive_bytes_total", "Bytes received on the interface (/proc/net/dev).", "device")
+	netTx     = collector.Counter("system", "network_transmit_bytes_total", "Bytes sent on the interface (/proc/net/dev).", "device")
+	netRxErr  = collector.Counter("system", "network_receive_errors_total", "Bad packets received on the interface (errs of /proc/net/dev: rx_errors of the driver).", "device")
+	netTxErr  = collector.Counter("system", "network_transmit_errors_total", "Packets the interface failed to send (errs of /proc/net/dev: tx_errors of the driver).", "device")
+	netRxDrop = collector.Counter("system", "network_receive_drop_total", "Received packets dropped (drop of /proc/net/dev: rx_dropped plus rx_missed_errors, packets the NIC had no room for).", "device")
+	netTxDrop = collector.Counter("system", "network_transmit_drop_total", "Packets dropped on their way out (drop of /proc/net/dev: tx_dropped).", "device")
 )
 
 func (s *System) updateNetwork(ctx context.Context, ch chan<- prometheus.Metric) error {
@@ -324,9 +348,9 @@ func (s *System) updateNetwork(ctx context.Context, ch chan<- prometheus.Metric)
 
 var (
 	pressureSome = collector.Counter("system", "pressure_waiting_seconds_total",
-		"Seconds in which at least one task was stalled on the resource (PSI 'some' total).", "resource")
+		"Seconds in which at least one task was stalled on the resource: the 'some' total of /proc/pressure/<resource> (microseconds).", "resource")
 	pressureFull = collector.Counter("system", "pressure_stalled_seconds_total",
-		"Seconds in which all non-idle tasks were stalled on the resource (PSI 'full' total).", "resource")
+		"Seconds in which all non-idle tasks were stalled on the resource at once: the 'full' total of /proc/pressure/<resource> (memory and io; cpu's is not exported).", "resource")
 )
 
 func (s *System) updatePressure(_ context.Context, ch chan<- prometheus.Metric) error {
@@ -344,10 +368,11 @@ func (s *System) updatePressure(_ context.Context, ch chan<- prometheus.Metric) 
 			errs = append(errs, fmt.Errorf("%s: no 'some' line", s.cfg.Proc("pressure", res)))
 			continue
 		}
-		ch <- pressureSome.Const(float64(st.Some.Total)/1e6, res)
+		// Microseconds to seconds in node_exporter's two steps, for the same last digit.
+		ch <- pressureSome.Const(float64(st.Some.Total)/1000.0/1000.0, res)
 		// The kernel prints a 'full' line for cpu too (all zero before 5.13); only memory and io mean anything.
 		if st.Full != nil && res != "cpu" {
-			ch <- pressureFull.Const(float64(st.Full.Total)/1e6, res)
+			ch <- pressureFull.Const(float64(st.Full.Total)/1000.0/1000.0, res)
 		}
 	}
 	return errors.Join(errs...)

@@ -109,10 +109,11 @@ func TestFixtureHost(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Update: %v", err)
 	}
-	// /proc/stat: cpu0 + cpu1, in USER_HZ (100).
+	// /proc/stat: the kernel's cpu line (a tick off cpu0 + cpu1 for user
+	// and softirq in this real file), in USER_HZ (100).
 	for mode, want := range map[string]float64{
-		"user": (10834 + 11515) / 100.0, "system": (3760 + 4283) / 100.0, "idle": (40686 + 39071) / 100.0,
-		"iowait": (40 + 298) / 100.0, "softirq": (15 + 81) / 100.0, "steal": (30 + 33) / 100.0, "nice": 0,
+		"user": 22350 / 100.0, "system": 8043 / 100.0, "idle": 79757 / 100.0,
+		"iowait": 338 / 100.0, "softirq": 97 / 100.0, "steal": 63 / 100.0, "nice": 0,
 	} {
 		if v := one(t, got, "panther_cpu_seconds_total", map[string]string{"mode": mode}); !approx(v, want) {
 			t.Errorf("cpu %s = %v, want %v", mode, v, want)
