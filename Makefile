@@ -86,9 +86,10 @@ nix-vendor-hash:
 dashboards:
 	go test ./dashboards/grafana -run TestJSONUpToDate -update
 
-# Prometheus rules and their unit tests, and the Alertmanager example.
+# Prometheus rules (the optional ones too) and their unit tests, and the
+# Alertmanager example.
 rules:
-	promtool check rules rules/prometheus/*.rules.yml
+	promtool check rules rules/prometheus/*.rules.yml rules/prometheus/optional/*.rules.yml
 	promtool test rules rules/prometheus/tests/*_test.yml
 	amtool check-config rules/alertmanager/alertmanager.yml
 
