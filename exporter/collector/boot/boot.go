@@ -82,9 +82,9 @@ var (
 	unitActivation = collector.Gauge("boot", "boot_unit_activation_seconds",
 		"Activation time of a unit as `systemd-analyze blame` computes it, for the slowest units and those included by name.", "unit")
 	unitsByState = collector.Gauge("boot", "systemd_units",
-		"Loaded units by active state (ListUnits).", "state")
+		"Loaded units by ActiveState (ListUnits), every unit type counted, device units included; 0 for a state no unit is in.", "state")
 	unitFailed = collector.Gauge("boot", "systemd_unit_failed",
-		"1 for each unit in the failed state.", "unit")
+		"1 for each loaded unit whose ActiveState is failed (ListUnits); units not failed have no series.", "unit")
 	timerLast = collector.Gauge("boot", "systemd_timer_last_trigger_timestamp_seconds",
 		"When the timer last triggered (LastTriggerUSec), 0 if never.", "unit")
 	timerNext = collector.Gauge("boot", "systemd_timer_next_trigger_timestamp_seconds",
