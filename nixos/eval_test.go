@@ -225,3 +225,31 @@ func TestFlakeOutputs(t *testing.T) {
 		t.Errorf("systems %v", got.Systems)
 	}
 }
+
+// services.panther-monitoring.nodeExporterCompat adds the optional
+// node_exporter compatibility rules, and only then.
+func TestNodeExporterCompatOption(t *testing.T) {
+	const compat = "node-exporter-compat.rules.yml"
+	has := func(e evaluated) bool {
+		for _, f := range e.Prometheus.RuleFiles {
+			if filepath.Base(f) == compat {
+				if _, err := os.Stat(filepath.Join("../rules/prometheus/optional", compat)); err != nil {
+					t.Errorf("rule file %s: %v", f, err)
+				}
+				return true
+			}
+		}
+		return false
+	}
+	if e := evalModules(t, `{ enable = true; }`, `{ enable = true; hosts = [ "a:9567" ]; }`, false); has(e) {
+		t.Errorf("%s loaded by default: %v", compat, e.Prometheus.RuleFiles)
+	}
+	e := evalModules(t, `{ enable = true; }`, `{ enable = true; hosts = [ "a:9567" ]; nodeExporterCompat = true; }`, false)
+	if !has(e) {
+		t.Errorf("nodeExporterCompat = true: %s not among %v", compat, e.Prometheus.RuleFiles)
+	}
+	onDisk, _ := filepath.Glob("../rules/prometheus/*.rules.yml")
+	if len(e.Prometheus.RuleFiles) != len(onDisk)+1 {
+		t.Errorf("nodeExporterCompat = true: %d rule files, want the %d default ones and the compat file", len(e.Prometheus.RuleFiles), len(onDisk))
+	}
+}

@@ -21,6 +21,8 @@ let
   rulesDir = ../rules/prometheus;
   ruleFiles = map (f: rulesDir + "/${f}")
     (filter (hasSuffix ".rules.yml") (builtins.attrNames (builtins.readDir rulesDir)));
+  # Optional: node_exporter's series recorded from panther ones (docs/migrating.md).
+  nodeExporterCompatRules = rulesDir + "/optional/node-exporter-compat.rules.yml";
 
   # Only the dashboards' JSON, not the Go that generates them.
   dashboards = lib.fileset.toSource {
@@ -72,6 +74,18 @@ in
       '';
     };
 
+    nodeExporterCompat = mkOption {
+      type = types.bool;
+      default = false;
+      description = ''
+        Also load rules/prometheus/optional/node-exporter-compat.rules.yml,
+        which records node_exporter's most used series (node_cpu_seconds_total,
+        node_memory_*, node_filesystem_*, node_disk_*, node_network_*,
+        node_load*, ...) from panther ones, so that dashboards written for
+        node_exporter keep working (docs/migrating.md).
+      '';
+    };
+
     pagerduty.routingKeyFile = mkOption {
       type = types.nullOr types.str;
       default = null;
@@ -120,7 +134,7 @@ in
 
     services.prometheus = {
       enable = true;
-      inherit ruleFiles;
+      ruleFiles = ruleFiles ++ optional cfg.nodeExporterCompat nodeExporterCompatRules;
       scrapeConfigs = [
         ({
           job_name = "panther";
