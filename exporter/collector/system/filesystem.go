@@ -24,7 +24,7 @@ var (
 	fsFiles          = collector.Gauge("system", "filesystem_files", "Inodes in the filesystem: statfs f_files (0 on btrfs, which makes inodes as it needs them).", fsLabels...)
 	fsFilesFree      = collector.Gauge("system", "filesystem_files_free", "Free inodes: statfs f_ffree (0 on btrfs).", fsLabels...)
 	fsReadonly       = collector.Gauge("system", "filesystem_readonly", "1 when the mount is read-only (ro in the mount options of PID 1's mountinfo), else 0.", fsLabels...)
-	fsDeviceErr      = collector.Gauge("system", "filesystem_device_error", "1 when statfs on the mount point failed or did not answer in 2 seconds (its sizes are then left out), else 0.", fsLabels...)
+	fsDeviceErr      = collector.Gauge("system", "filesystem_device_error", "1 when statfs on the mount point failed or did not answer within 2 seconds (or the scrape's deadline), its sizes then left out; else 0.", fsLabels...)
 	statfsWaitBudget = 2 * time.Second // a mount that hangs longer is marked failed
 )
 
