@@ -12,6 +12,15 @@
 // Jobs must write a temporary file and rename it into place, so that a scrape
 // never sees half a file.
 //
+// Only regular files are read, never through a symlink (not even one to a
+// file in the same directory), and never one larger than
+// --collector.textfile.max-file-size: a FIFO would block the run for good, a
+// device or a huge file would fill the memory, and a symlink would let
+// anyone who can write the directory make the exporter (often root) read a
+// file they cannot. Such a file is refused by name without being read.
+// Errors name the file, the line and the kind of problem, never the file's
+// content (package inputerr).
+//
 // Parsing is redone only for files whose inode, size or times changed since
 // the last scrape; an unchanged directory costs a stat per file.
 package textfile
@@ -41,6 +50,7 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/pantheros/monitoring/exporter/collector"
+	"github.com/pantheros/monitoring/exporter/collector/inputerr"
 )
 
 const name = "textfile"
@@ -63,20 +73,30 @@ var (
 type Options struct {
 	Directories []string      // --collector.textfile.directory, repeatable
 	StaleAfter  time.Duration // --collector.textfile.stale-after
+	MaxFileSize int64         // --collector.textfile.max-file-size, bytes; 0: DefaultMaxFileSize
 }
+
+// DefaultMaxFileSize is the default of --collector.textfile.max-file-size:
+// some 100,000 samples, far more than a batch job writes, and little enough
+// that parsing it stays within a small host's memory.
+const DefaultMaxFileSize = 4 << 20
 
 var flags Options
 
 func init() {
-	collector.Register(name, false, func(cfg collector.Config) (collector.Collector, error) {
-		return New(cfg, flags)
-	})
 	kingpin.Flag("collector.textfile.directory",
 		"Directory to read *.prom files from (repeatable). Giving one turns the textfile collector on (with --collector.disable-defaults too), unless --no-collector.textfile says otherwise.").
 		PlaceHolder("DIR").Action(enableOnDirectory).StringsVar(&flags.Directories)
 	kingpin.Flag("collector.textfile.stale-after",
 		"Age after which a *.prom file that declares no textfile_stale_after_seconds counts as stale.").
 		Default("24h").DurationVar(&flags.StaleAfter)
+	maxFileSize := kingpin.Flag("collector.textfile.max-file-size",
+		"Largest *.prom file read (with a unit: 512KiB, 4MiB); a larger file is refused by name without being read.").
+		Default("4MiB").Bytes()
+	collector.Register(name, false, func(cfg collector.Config) (collector.Collector, error) {
+		flags.MaxFileSize = int64(*maxFileSize)
+		return New(cfg, flags)
+	})
 }
 
 // enableOnDirectory switches --collector.textfile on when a directory is
@@ -96,6 +116,7 @@ type Textfile struct {
 	logger     *slog.Logger
 	dirs       []string
 	staleAfter float64
+	maxSize    int64
 	builtin    map[string]string // metric name -> collector, from the catalog
 
 	mu    sync.Mutex
@@ -134,9 +155,13 @@ func New(cfg collector.Config, o Options) (*Textfile, error) {
 	if o.StaleAfter <= 0 {
 		o.StaleAfter = 24 * time.Hour
 	}
+	if o.MaxFileSize <= 0 {
+		o.MaxFileSize = DefaultMaxFileSize
+	}
 	t := &Textfile{
 		logger:     logger,
 		staleAfter: o.StaleAfter.Seconds(),
+		maxSize:    o.MaxFileSize,
 		builtin:    map[string]string{},
 		files:      map[string]*fileState{},
 	}
@@ -253,44 +278,86 @@ func listDir(dir string) ([]string, error) {
 }
 
 // refresh makes sure the state of path reflects the file as it is now,
-// parsing it again only when it changed.
+// reading it again only when it changed.
 func (t *Textfile) refresh(path string) *fileState {
 	st := t.files[path]
 	if st == nil {
 		st = &fileState{}
 		t.files[path] = st
 	}
-	fi, err := os.Stat(path)
+	// Lstat: the entry itself, so that a symlink, a FIFO, a device or a huge
+	// file is refused from its metadata, without opening it.
+	fi, err := os.Lstat(path)
 	if err == nil && (st.parsed != nil || st.err != nil) && keyOf(fi) == st.key {
 		return st
 	}
 	st.key, st.parsed, st.err = fileKey{}, nil, nil
-	f, err := os.Open(path)
 	if err != nil {
+		st.err = inputerr.Wrap("", err)
+		return st
+	}
+	st.key = keyOf(fi)
+	if err := t.usable(fi); err != nil {
 		st.err = err
 		return st
 	}
-	defer f.Close()
-	fi, err = f.Stat()
+	data, fi, err := t.read(path)
 	if err != nil {
 		st.err = err
 		return st
 	}
 	st.key = keyOf(fi)
-	if !fi.Mode().IsRegular() {
-		st.err = errors.New("not a regular file")
-		return st
-	}
-	data, err := io.ReadAll(f)
-	if err != nil {
-		st.err = err
-		return st
-	}
 	st.parsed, st.err = parse(data)
 	if st.parsed != nil {
 		st.parsed.mtime = float64(fi.ModTime().UnixNano()) / 1e9
 	}
 	return st
+}
+
+// usable refuses what is not a regular file of at most maxSize bytes.
+func (t *Textfile) usable(fi os.FileInfo) error {
+	switch m := fi.Mode(); {
+	case m&os.ModeSymlink != 0:
+		return inputerr.New("", "a symlink: not followed (write a regular file into the directory and rename it into place)")
+	case m&os.ModeNamedPipe != 0:
+		return inputerr.New("", "a FIFO: not read (reading one blocks until someone writes)")
+	case m&os.ModeDevice != 0:
+		return inputerr.New("", "a device: not read")
+	case !m.IsRegular():
+		return inputerr.New("", "not a regular file: not read")
+	case fi.Size() > t.maxSize:
+		return inputerr.New("", fmt.Sprintf("%d bytes, larger than the limit of %d (--collector.textfile.max-file-size): not read", fi.Size(), t.maxSize))
+	}
+	return nil
+}
+
+// read opens path without following a symlink and without blocking (a FIFO
+// swapped in after the Lstat), checks again what it opened, and reads at
+// most maxSize bytes of it.
+func (t *Textfile) read(path string) ([]byte, os.FileInfo, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK|syscall.O_NOCTTY, 0)
+	if errors.Is(err, syscall.ELOOP) {
+		return nil, nil, inputerr.New("", "a symlink: not followed (write a regular file into the directory and rename it into place)")
+	}
+	if err != nil {
+		return nil, nil, inputerr.Wrap("", err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, nil, inputerr.Wrap("", err)
+	}
+	if err := t.usable(fi); err != nil {
+		return nil, fi, err
+	}
+	data, err := io.ReadAll(io.LimitReader(f, t.maxSize+1))
+	if err != nil {
+		return nil, fi, inputerr.Wrap("", err)
+	}
+	if int64(len(data)) > t.maxSize {
+		return nil, fi, inputerr.New("", fmt.Sprintf("grew beyond the limit of %d bytes (--collector.textfile.max-file-size) while read", t.maxSize))
+	}
+	return data, fi, nil
 }
 
 func keyOf(fi os.FileInfo) fileKey {
@@ -307,13 +374,17 @@ func keyOf(fi os.FileInfo) fileKey {
 // changed, and returns every metric to send.
 func (t *Textfile) build(paths []string) []prometheus.Metric {
 	type decl struct {
+		name string // the family's
 		typ  dto.MetricType
 		help string
 		file string
+		line int
 	}
-	declared := map[string]decl{}  // family name -> first declaration
-	exposed := map[string]string{} // exposed sample name -> family name
-	series := map[string]string{}  // series key -> file
+	// Reasons place the clash by file and line; metric names, help texts
+	// and label values are the file's content and are not quoted.
+	declared := map[string]decl{} // family name -> first declaration
+	exposed := map[string]decl{}  // exposed sample name -> family that exposes it
+	series := map[string]decl{}   // series key -> family that exports it
 	var out []prometheus.Metric
 	for _, p := range paths {
 		st := t.files[p]
@@ -328,17 +399,20 @@ func (t *Textfile) build(paths []string) []prometheus.Metric {
 			mtime = st.parsed.mtime
 			problem = t.clash(st.parsed, func(f *family) string {
 				if d, ok := declared[f.name]; ok && (d.typ != f.typ || d.help != f.help) {
-					return fmt.Sprintf("metric %s is declared as %s with help %q here, but as %s with help %q by %s",
-						f.name, typeName(f.typ), f.help, typeName(d.typ), d.help, d.file)
+					what := "help"
+					if d.typ != f.typ {
+						what = "type (" + typeName(f.typ) + " here, " + typeName(d.typ) + " there)"
+					}
+					return fmt.Sprintf("%s is declared with another %s than %s of %s", at(f.line), what, at(d.line), d.file)
 				}
 				for _, n := range f.exposed {
-					if other, ok := exposed[n]; ok && other != f.name {
-						return fmt.Sprintf("metric %s exposes %s, which metric %s of another file exposes too", f.name, n, other)
+					if d, ok := exposed[n]; ok && d.name != f.name {
+						return fmt.Sprintf("%s exposes a sample name that %s of %s exposes too", at(f.line), at(d.line), d.file)
 					}
 				}
 				for _, k := range f.keys {
-					if other, ok := series[k]; ok {
-						return fmt.Sprintf("series %s is exported by %s already", k, other)
+					if d, ok := series[k]; ok {
+						return fmt.Sprintf("a series of %s is exported by %s of %s already", at(f.line), at(d.line), d.file)
 					}
 				}
 				return ""
@@ -347,13 +421,13 @@ func (t *Textfile) build(paths []string) []prometheus.Metric {
 		if problem == "" {
 			for _, f := range st.parsed.families {
 				if _, ok := declared[f.name]; !ok {
-					declared[f.name] = decl{f.typ, f.help, p}
+					declared[f.name] = decl{f.name, f.typ, f.help, p, f.line}
 				}
 				for _, n := range f.exposed {
-					exposed[n] = f.name
+					exposed[n] = decl{name: f.name, file: p, line: f.line}
 				}
 				for _, k := range f.keys {
-					series[k] = p
+					series[k] = decl{file: p, line: f.line}
 				}
 				out = append(out, f.metrics...)
 			}
@@ -382,7 +456,8 @@ func (t *Textfile) clash(p *parsed, other func(*family) string) string {
 	for _, f := range p.families {
 		for _, n := range f.exposed {
 			if c, ok := t.builtin[n]; ok {
-				return fmt.Sprintf("metric %s collides with %s of the exporter's own collector %s", f.name, n, c)
+				// n is the exporter's own name, not the file's words.
+				return fmt.Sprintf("%s collides with %s of the exporter's own collector %s", at(f.line), n, c)
 			}
 		}
 		if why := other(f); why != "" {
@@ -422,19 +497,22 @@ type family struct {
 	name    string
 	help    string
 	typ     dto.MetricType
+	line    int      // where the file first mentions it
 	exposed []string // the sample names it puts on the wire
 	keys    []string // one per series, to find the same series in two files
 	metrics []prometheus.Metric
 }
 
 // parse reads a file in the Prometheus text format and builds its
-// metrics. Any error makes the whole file unusable.
+// metrics. Any error makes the whole file unusable; errors give the line and
+// the kind of problem, never a token of the file.
 func parse(data []byte) (*parsed, error) {
 	tp := expfmt.NewTextParser(model.UTF8Validation)
 	fams, err := tp.TextToMetricFamilies(bytes.NewReader(data))
 	if err != nil {
-		return nil, fmt.Errorf("parse: %w", err)
+		return nil, inputerr.Wrap("", err)
 	}
+	lines := firstLines(data, fams)
 	names := make([]string, 0, len(fams))
 	for n := range fams {
 		names = append(names, n)
@@ -444,14 +522,14 @@ func parse(data []byte) (*parsed, error) {
 	for _, n := range names {
 		mf := fams[n]
 		if n == StaleAfterName {
-			v, err := staleAfterValue(mf)
+			v, err := staleAfterValue(mf, lines[n])
 			if err != nil {
 				return nil, err
 			}
 			p.staleAfter = v
 			continue
 		}
-		f, err := convert(mf)
+		f, err := convert(mf, lines[n])
 		if err != nil {
 			return nil, err
 		}
@@ -462,10 +540,94 @@ func parse(data []byte) (*parsed, error) {
 	return p, nil
 }
 
-func staleAfterValue(mf *dto.MetricFamily) (float64, error) {
+// firstLines finds the line where each family of fams first appears (its
+// HELP, TYPE or first sample), so that problems found after parsing can be
+// placed without quoting the metric's name or labels.
+func firstLines(data []byte, fams map[string]*dto.MetricFamily) map[string]int {
+	out := make(map[string]int, len(fams))
+	for n := 1; len(data) > 0; n++ {
+		var l []byte
+		l, data, _ = bytes.Cut(data, []byte("\n"))
+		name := lineName(l)
+		if name == "" {
+			continue
+		}
+		if _, ok := fams[name]; !ok {
+			for _, suffix := range []string{"_bucket", "_sum", "_count"} {
+				base, cut := strings.CutSuffix(name, suffix)
+				if mf, ok := fams[base]; cut && ok && (mf.GetType() == dto.MetricType_SUMMARY || mf.GetType() == dto.MetricType_HISTOGRAM) {
+					name = base
+					break
+				}
+			}
+		}
+		if _, seen := out[name]; !seen {
+			out[name] = n
+		}
+	}
+	return out
+}
+
+// lineName is the metric name a line of the text format is about, "" for
+// none: the name of a HELP or TYPE comment, or of a sample, quoted or not.
+func lineName(l []byte) string {
+	l = bytes.TrimLeft(l, " \t")
+	if rest, ok := bytes.CutPrefix(l, []byte("#")); ok {
+		f := bytes.Fields(rest)
+		if len(f) < 2 || (string(f[0]) != "HELP" && string(f[0]) != "TYPE") {
+			return ""
+		}
+		l = bytes.TrimLeft(rest, " \t")[4:]
+		l = bytes.TrimLeft(l, " \t")
+		if len(l) > 0 && l[0] == '"' {
+			return quotedPrefix(l)
+		}
+		if i := bytes.IndexAny(l, " \t"); i >= 0 {
+			l = l[:i]
+		}
+		return string(l)
+	}
+	if len(l) > 0 && l[0] == '{' {
+		return quotedPrefix(bytes.TrimLeft(l[1:], " \t"))
+	}
+	if i := bytes.IndexAny(l, "{ \t"); i >= 0 {
+		l = l[:i]
+	}
+	return string(l)
+}
+
+// quotedPrefix unquotes the quoted string l starts with, "" if none.
+func quotedPrefix(l []byte) string {
+	if len(l) == 0 || l[0] != '"' {
+		return ""
+	}
+	for i := 1; i < len(l); i++ {
+		switch l[i] {
+		case '\\':
+			i++
+		case '"':
+			s, err := strconv.Unquote(string(l[:i+1]))
+			if err != nil {
+				return ""
+			}
+			return s
+		}
+	}
+	return ""
+}
+
+// at names the place of a family for an error: its first line.
+func at(line int) string {
+	if line > 0 {
+		return fmt.Sprintf("the metric at line %d", line)
+	}
+	return "a metric"
+}
+
+func staleAfterValue(mf *dto.MetricFamily, line int) (float64, error) {
 	if len(mf.Metric) != 1 || len(mf.Metric[0].Label) != 0 ||
 		(mf.GetType() != dto.MetricType_GAUGE && mf.GetType() != dto.MetricType_UNTYPED) {
-		return 0, fmt.Errorf("%s must be one gauge sample without labels", StaleAfterName)
+		return 0, inputerr.At("", line, StaleAfterName+" must be one gauge sample without labels")
 	}
 	m := mf.Metric[0]
 	v := m.GetGauge().GetValue()
@@ -473,7 +635,7 @@ func staleAfterValue(mf *dto.MetricFamily) (float64, error) {
 		v = m.GetUntyped().GetValue()
 	}
 	if !(v > 0) || math.IsInf(v, 0) {
-		return 0, fmt.Errorf("%s must be a positive number of seconds, not %v", StaleAfterName, v)
+		return 0, inputerr.At("", line, StaleAfterName+" must be a positive number of seconds")
 	}
 	return v, nil
 }
@@ -484,8 +646,8 @@ func staleAfterValue(mf *dto.MetricFamily) (float64, error) {
 // built here with prometheus.NewDesc: the one place in the exporter that
 // does not declare its metrics through collector.Gauge/Counter (the
 // catalog holds the panther_textfile_* metrics of this package only).
-func convert(mf *dto.MetricFamily) (*family, error) {
-	f := &family{name: mf.GetName(), help: mf.GetHelp(), typ: mf.GetType()}
+func convert(mf *dto.MetricFamily, line int) (*family, error) {
+	f := &family{name: mf.GetName(), help: mf.GetHelp(), typ: mf.GetType(), line: line}
 	switch f.typ {
 	case dto.MetricType_SUMMARY:
 		f.exposed = []string{f.name, f.name + "_sum", f.name + "_count"}
@@ -494,7 +656,7 @@ func convert(mf *dto.MetricFamily) (*family, error) {
 	case dto.MetricType_COUNTER, dto.MetricType_GAUGE, dto.MetricType_UNTYPED:
 		f.exposed = []string{f.name}
 	default:
-		return nil, fmt.Errorf("metric %s: type %s is not supported", f.name, typeName(f.typ))
+		return nil, inputerr.At("", line, "type "+typeName(f.typ)+" is not supported")
 	}
 	// Series of one family may carry different labels; as node_exporter
 	// does, every series gets every label, empty where it had none (the
@@ -514,7 +676,7 @@ func convert(mf *dto.MetricFamily) (*family, error) {
 	own := map[string]bool{}
 	for _, m := range mf.Metric {
 		if m.TimestampMs != nil {
-			return nil, fmt.Errorf("metric %s: samples with timestamps are not supported", f.name)
+			return nil, inputerr.At("", line, "a sample of this metric has a timestamp: not supported")
 		}
 		values := make([]string, len(labels))
 		for _, l := range m.Label {
@@ -536,7 +698,7 @@ func convert(mf *dto.MetricFamily) (*family, error) {
 		key.WriteByte('}')
 		k := key.String()
 		if own[k] {
-			return nil, fmt.Errorf("series %s appears twice", k)
+			return nil, inputerr.At("", line, "a series of this metric appears twice")
 		}
 		own[k] = true
 		f.keys = append(f.keys, k)
@@ -565,7 +727,8 @@ func convert(mf *dto.MetricFamily) (*family, error) {
 			pm, err = prometheus.NewConstHistogram(desc, h.GetSampleCount(), h.GetSampleSum(), b, values...)
 		}
 		if err != nil {
-			return nil, fmt.Errorf("metric %s: %w", f.name, err)
+			// client_golang's message quotes the offending label.
+			return nil, inputerr.At("", line, "a series of this metric cannot be exported (invalid label name or value)")
 		}
 		f.metrics = append(f.metrics, pm)
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/pantheros/monitoring/exporter/collector"
+	"github.com/pantheros/monitoring/exporter/collector/inputerr/inputerrtest"
 )
 
 // one wraps the collector for a prometheus.Registry, as the exporter's
@@ -192,9 +193,9 @@ func TestMixedFiles(t *testing.T) {
 	gather(t, c)
 	l := logs.String()
 	for f, reason := range map[string]string{
-		"garbled.prom": "parse: text format parsing error in line 4: unexpected end of label value",
-		"jobs_b.prom":  `metric scrub_runs is declared as counter with help \"Scrub runs started by the scrub timer.\" here, but as gauge`,
-		"builtin.prom": "metric panther_scrape_collector_success collides with panther_scrape_collector_success of the exporter's own collector exporter",
+		"garbled.prom": `line 4: unexpected end of label value \"…\"`,
+		"jobs_b.prom":  "the metric at line 1 is declared with another type (counter here, gauge there) than the metric at line 1 of " + filepath.Join(dir, "jobs_a.prom"),
+		"builtin.prom": "the metric at line 2 collides with panther_scrape_collector_success of the exporter's own collector exporter",
 	} {
 		if n := strings.Count(l, filepath.Join(dir, f)); n != 1 {
 			t.Errorf("%s logged %d times, want once:\n%s", f, n, l)
@@ -317,6 +318,9 @@ func FuzzParse(f *testing.F) {
 	}
 	f.Add([]byte("a{le=\"1\"} 1\n# TYPE h histogram\nh_bucket{le=\"+Inf\"} 1\nh_count 1\nh_sum NaN\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
+		if _, err := parse(inputerrtest.Plant(data)); err != nil {
+			inputerrtest.CheckErr(t, "parse error", err)
+		}
 		p, err := parse(data)
 		if err != nil {
 			return
