@@ -34,6 +34,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/pantheros/monitoring/exporter/collector"
+	"github.com/pantheros/monitoring/exporter/collector/inputerr"
 )
 
 const name = "btrfs"
@@ -343,7 +344,7 @@ func (b *Btrfs) scrub(u string, ch chan<- prometheus.Metric) error {
 	}
 	st, err := parseScrubStatus(raw, u)
 	if err != nil {
-		return fmt.Errorf("%s: %w", p, err)
+		return inputerr.Wrap(p, err)
 	}
 	// btrfs-progs writes the file with zero times and counters when a
 	// scrub starts and fills it in when the scrub ends or is cancelled
@@ -513,15 +514,15 @@ func (b *Btrfs) scanFS(uuid string, devIDs, devNames []string) (sum *summary, na
 func (b *Btrfs) findMount(uuid string, devNames []string) (string, error) {
 	pfs, err := procfs.NewFS(b.cfg.ProcPath)
 	if err != nil {
-		return "", fmt.Errorf("%w: %v", errNoScan, err)
+		return "", fmt.Errorf("%w: %w", errNoScan, inputerr.Wrap("", err))
 	}
 	p, err := pfs.Proc(1)
 	if err != nil {
-		return "", fmt.Errorf("%w: %v", errNoScan, err)
+		return "", fmt.Errorf("%w: %w", errNoScan, inputerr.Wrap("", err))
 	}
 	mounts, err := p.MountInfo()
 	if err != nil {
-		return "", fmt.Errorf("%w: %s: %v", errNoScan, b.cfg.Proc("1", "mountinfo"), err)
+		return "", fmt.Errorf("%w: %w", errNoScan, inputerr.Wrap(b.cfg.Proc("1", "mountinfo"), err))
 	}
 	want := map[string]bool{}
 	for _, n := range devNames {

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"os"
 	"testing"
+
+	"github.com/pantheros/monitoring/exporter/collector/inputerr/inputerrtest"
 )
 
 func FuzzParseKeyValues(f *testing.F) {
@@ -20,6 +22,8 @@ func FuzzParseKeyValues(f *testing.F) {
 	}
 	f.Add([]byte("write_errs 1 2\n"))
 	f.Fuzz(func(t *testing.T, b []byte) {
+		_, err := parseKeyValues(inputerrtest.Plant(b))
+		inputerrtest.CheckErr(t, "parseKeyValues", err)
 		kv, err := parseKeyValues(b)
 		if err == nil && len(kv) == 0 {
 			t.Fatal("no error and no values")
@@ -33,6 +37,8 @@ func FuzzParseUintFile(f *testing.F) {
 	f.Add([]byte("-1"))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		_, _ = parseUintFile(b)
+		_, err := parseUintFile(inputerrtest.Plant(b))
+		inputerrtest.CheckErr(t, "parseUintFile", err)
 	})
 }
 
@@ -45,6 +51,8 @@ func FuzzParseScrubStatus(f *testing.F) {
 	f.Add(b[:len(b)/3], "")
 	f.Add([]byte("scrub status:1\nx:1|t_start:1|duration:2|finished:1|canceled:0\n"), "x")
 	f.Fuzz(func(t *testing.T, b []byte, uuid string) {
+		_, err := parseScrubStatus(inputerrtest.Plant(b), uuid)
+		inputerrtest.CheckErr(t, "parseScrubStatus", err)
 		st, err := parseScrubStatus(b, uuid)
 		if err == nil && st.Devices == 0 {
 			t.Fatal("no error and no devices")

@@ -3,10 +3,11 @@ package btrfs
 import (
 	"bufio"
 	"bytes"
-	"errors"
 	"fmt"
 	"strconv"
 	"strings"
+
+	"github.com/pantheros/monitoring/exporter/collector/inputerr"
 )
 
 // scrubStatus is btrfs-progs' /var/lib/btrfs/scrub.status.<uuid>, summed
@@ -66,15 +67,15 @@ func parseScrubStatus(b []byte, uuid string) (*scrubStatus, error) {
 		if err := sc.Err(); err != nil {
 			return nil, err
 		}
-		return nil, errors.New("empty file")
+		return nil, inputerr.New("", "empty file")
 	}
 	head := strings.TrimSpace(sc.Text())
 	ver, ok := strings.CutPrefix(head, "scrub status:")
 	if !ok {
-		return nil, fmt.Errorf("line 1: want \"scrub status:1\", got %q", truncate(head))
+		return nil, inputerr.At("", 1, `want "scrub status:1"`)
 	}
 	if ver != "1" {
-		return nil, fmt.Errorf("unsupported scrub status version %q", truncate(ver))
+		return nil, inputerr.At("", 1, "unsupported scrub status version")
 	}
 	st := &scrubStatus{Counters: map[string]uint64{}, Finished: true}
 	n := 1
@@ -87,23 +88,23 @@ func parseScrubStatus(b []byte, uuid string) (*scrubStatus, error) {
 		fields := strings.Split(line, "|")
 		fsid, devid, ok := strings.Cut(fields[0], ":")
 		if !ok || fsid == "" {
-			return nil, fmt.Errorf("line %d: want \"<fsid>:<devid>|...\", got %q", n, truncate(fields[0]))
+			return nil, inputerr.At("", n, `want "<fsid>:<devid>|..."`)
 		}
 		if _, err := strconv.ParseUint(devid, 10, 64); err != nil {
-			return nil, fmt.Errorf("line %d: bad devid %q", n, truncate(devid))
+			return nil, inputerr.At("", n, "devid is not a number")
 		}
 		if uuid != "" && fsid != uuid {
 			continue
 		}
 		kv := make(map[string]uint64, len(fields))
-		for _, f := range fields[1:] {
+		for i, f := range fields[1:] {
 			k, v, ok := strings.Cut(f, ":")
 			if !ok {
-				return nil, fmt.Errorf("line %d: field %q is not key:value", n, truncate(f))
+				return nil, inputerr.At("", n, fmt.Sprintf("field %d is not key:value", i+2))
 			}
 			x, err := strconv.ParseUint(v, 10, 64)
 			if err != nil {
-				return nil, fmt.Errorf("line %d: %s is not a number: %q", n, k, truncate(v))
+				return nil, inputerr.At("", n, fmt.Sprintf("value of field %d is not a number", i+2))
 			}
 			kv[k] = x
 		}
@@ -126,7 +127,7 @@ func parseScrubStatus(b []byte, uuid string) (*scrubStatus, error) {
 		return nil, err
 	}
 	if st.Devices == 0 {
-		return nil, errors.New("no device lines")
+		return nil, inputerr.New("", "no device lines")
 	}
 	return st, nil
 }

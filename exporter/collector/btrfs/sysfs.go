@@ -13,6 +13,8 @@ import (
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/pantheros/monitoring/exporter/collector/inputerr"
 )
 
 // blockGroupTypes are the allocation directories under
@@ -132,7 +134,7 @@ func (r sysReader) uint(rel string) (uint64, error) {
 	}
 	v, err := parseUintFile(b)
 	if err != nil {
-		return 0, fmt.Errorf("%s: %w", r.path(rel), err)
+		return 0, inputerr.Wrap(r.path(rel), err)
 	}
 	return v, nil
 }
@@ -141,20 +143,13 @@ func (r sysReader) uint(rel string) (uint64, error) {
 func parseUintFile(b []byte) (uint64, error) {
 	s := strings.TrimSpace(string(b))
 	if s == "" {
-		return 0, errors.New("empty file")
+		return 0, inputerr.New("", "empty file")
 	}
 	v, err := strconv.ParseUint(s, 10, 64)
 	if err != nil {
-		return 0, fmt.Errorf("not a number: %q", truncate(s))
+		return 0, inputerr.Wrap("", err)
 	}
 	return v, nil
-}
-
-func truncate(s string) string {
-	if len(s) > 40 {
-		return s[:40] + "..."
-	}
-	return s
 }
 
 // parseKeyValues parses "key value" lines, as in commit_stats and
@@ -172,11 +167,11 @@ func parseKeyValues(b []byte) (map[string]uint64, error) {
 		}
 		f := strings.Fields(line)
 		if len(f) != 2 {
-			return nil, fmt.Errorf("line %d: want \"key value\", got %q", n, truncate(line))
+			return nil, inputerr.At("", n, `want "key value"`)
 		}
 		v, err := strconv.ParseUint(f[1], 10, 64)
 		if err != nil {
-			return nil, fmt.Errorf("line %d: value of %s is not a number: %q", n, f[0], truncate(f[1]))
+			return nil, inputerr.At("", n, "value is not a number")
 		}
 		out[f[0]] = v
 	}
@@ -184,7 +179,7 @@ func parseKeyValues(b []byte) (map[string]uint64, error) {
 		return nil, err
 	}
 	if len(out) == 0 {
-		return nil, errors.New("no values")
+		return nil, inputerr.New("", "no values")
 	}
 	return out, nil
 }
@@ -196,7 +191,7 @@ func (r sysReader) keyValues(rel string) (map[string]uint64, error) {
 	}
 	kv, err := parseKeyValues(b)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", r.path(rel), err)
+		return nil, inputerr.Wrap(r.path(rel), err)
 	}
 	return kv, nil
 }

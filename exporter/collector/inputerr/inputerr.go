@@ -23,6 +23,7 @@
 package inputerr
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -108,6 +109,9 @@ func join(a, b string) string {
 	if a == "" {
 		return b
 	}
+	if b == "" {
+		return a
+	}
 	return a + ": " + b
 }
 
@@ -115,6 +119,7 @@ func join(a, b string) string {
 // show as it is.
 var sentinels = []error{
 	io.EOF, io.ErrUnexpectedEOF, io.ErrShortBuffer, io.ErrNoProgress,
+	bufio.ErrTooLong, bufio.ErrNegativeAdvance, bufio.ErrBufferFull,
 	context.Canceled, context.DeadlineExceeded, os.ErrDeadlineExceeded,
 	fs.ErrNotExist, fs.ErrExist, fs.ErrPermission, fs.ErrClosed, fs.ErrInvalid,
 	net.ErrClosed, strconv.ErrSyntax, strconv.ErrRange,
