@@ -27,6 +27,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/pantheros/monitoring/exporter/collector"
+	"github.com/pantheros/monitoring/exporter/collector/inputerr"
 )
 
 const name = "nix"
@@ -292,7 +293,7 @@ func (n *Nix) version(system string) (string, error) {
 	}
 	v := strings.TrimSpace(string(b))
 	if v == "" || len(v) > 256 || strings.ContainsAny(v, "\n\x00") {
-		return "", fmt.Errorf("%s: not a NixOS version: %q", n.r.host(p), truncate(v, 64))
+		return "", inputerr.New(n.r.host(p), "not a NixOS version (empty, several lines or over 256 bytes)")
 	}
 	return v, nil
 }
@@ -390,11 +391,4 @@ func generationNumber(name string) (int, bool) {
 		return 0, false
 	}
 	return g, true
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "…"
 }
