@@ -207,11 +207,11 @@ func Describe(err error) string {
 // Panic turns a recovered panic value into an error that quotes no input: a
 // runtime error (index out of range, nil dereference) keeps its text, which
 // holds numbers only; any other value is reported by its type.
-func Panic(p any) error {
+func Panic(p any) *Error {
 	if re, ok := p.(runtime.Error); ok {
-		return fmt.Errorf("panic: %s", re.Error())
+		return &Error{Kind: "panic: " + re.Error()}
 	}
-	return fmt.Errorf("panic (%T)", p)
+	return &Error{Kind: fmt.Sprintf("panic (a value of type %T)", p)}
 }
 
 // literals are quoted words of expfmt's own messages, kept as they are.

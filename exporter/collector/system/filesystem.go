@@ -13,6 +13,7 @@ import (
 	"github.com/shirou/gopsutil/v4/disk"
 
 	"github.com/pantheros/monitoring/exporter/collector"
+	"github.com/pantheros/monitoring/exporter/collector/inputerr"
 )
 
 var fsLabels = []string{"device", "mountpoint", "fstype"}
@@ -60,7 +61,7 @@ func selectMounts(infos []*procfs.MountInfo, mounts, fstypes filter, all bool) [
 func (s *System) updateFilesystems(ctx context.Context, ch chan<- prometheus.Metric) error {
 	infos, err := s.procfs.GetProcMounts(1)
 	if err != nil {
-		return fmt.Errorf("%s: %w", s.cfg.Proc("1", "mountinfo"), err)
+		return inputerr.Wrap(s.cfg.Proc("1", "mountinfo"), err)
 	}
 	for _, m := range selectMounts(infos, s.mounts, s.fstypes, s.all) {
 		labels := []string{m.device, m.mountpoint, m.fstype}
@@ -72,7 +73,7 @@ func (s *System) updateFilesystems(ctx context.Context, ch chan<- prometheus.Met
 		u, err := s.statfs.usage(ctx, filepath.Join(s.cfg.RootPath, m.mountpoint))
 		if err != nil {
 			// One bad mount (stale NFS, vanished loop device) is marked, not fatal.
-			s.logger.Debug("statfs failed", "mountpoint", m.mountpoint, "err", err)
+			s.logger.Debug("statfs failed", "mountpoint", m.mountpoint, "err", inputerr.Describe(err))
 			ch <- fsDeviceErr.Const(1, labels...)
 			continue
 		}

@@ -24,6 +24,7 @@ import (
 	"github.com/shirou/gopsutil/v4/net"
 
 	"github.com/pantheros/monitoring/exporter/collector"
+	"github.com/pantheros/monitoring/exporter/collector/inputerr"
 )
 
 // Defaults follow node_exporter's, so that the same mounts and devices show.
@@ -193,7 +194,7 @@ func (s *System) Update(ctx context.Context, ch chan<- prometheus.Metric) error 
 func safely(ctx context.Context, ch chan<- prometheus.Metric, fn func(context.Context, chan<- prometheus.Metric) error) (err error) {
 	defer func() {
 		if p := recover(); p != nil {
-			err = fmt.Errorf("parser panicked: %v", p)
+			err = inputerr.Panic(p) // a parser's panic value may quote the file
 		}
 	}()
 	return fn(ctx, ch)
@@ -201,13 +202,8 @@ func safely(ctx context.Context, ch chan<- prometheus.Metric, fn func(context.Co
 
 // procfsErr keeps an error of procfs from quoting the file's content (its
 // parse errors quote whole lines): the file's name and the kind of problem
-// are enough to act on.
-func procfsErr(path string, err error) error {
-	if errors.Is(err, procfs.ErrFileParse) {
-		return fmt.Errorf("%s: not in the kernel's format", path)
-	}
-	return fmt.Errorf("%s: %w", path, err) // an os error: it names the file only
-}
+// are enough to act on (inputerr).
+func procfsErr(path string, err error) error { return inputerr.Wrap(path, err) }
 
 // updateStat reads /proc/stat once for the CPU times and the boot time,
 // through procfs as node_exporter does: the kernel's own figures (gopsutil
@@ -248,7 +244,7 @@ func (s *System) updateLoad(ctx context.Context, ch chan<- prometheus.Metric) er
 		return err
 	})
 	if err != nil {
-		return fmt.Errorf("%s: %w", s.cfg.Proc("loadavg"), err)
+		return inputerr.Wrap(s.cfg.Proc("loadavg"), err)
 	}
 	ch <- load1.Const(avg.Load1)
 	ch <- load5.Const(avg.Load5)
@@ -303,7 +299,7 @@ const secondsPerMillisecond = 1.0 / 1000.0
 func (s *System) updateDisks(ctx context.Context, ch chan<- prometheus.Metric) error {
 	stats, err := disk.IOCountersWithContext(ctx)
 	if err != nil {
-		return fmt.Errorf("%s: %w", s.cfg.Proc("diskstats"), err)
+		return inputerr.Wrap(s.cfg.Proc("diskstats"), err)
 	}
 	for name, d := range stats {
 		if !s.disks.keep(name) {
@@ -330,7 +326,7 @@ var (
 func (s *System) updateNetwork(ctx context.Context, ch chan<- prometheus.Metric) error {
 	stats, err := net.IOCountersWithContext(ctx, true)
 	if err != nil {
-		return fmt.Errorf("%s: %w", s.cfg.Proc("net", "dev"), err)
+		return inputerr.Wrap(s.cfg.Proc("net", "dev"), err)
 	}
 	for _, n := range stats {
 		if !s.netdevs.keep(n.Name) {
@@ -361,7 +357,7 @@ func (s *System) updatePressure(_ context.Context, ch chan<- prometheus.Metric) 
 			continue // kernel without PSI: nothing to report, not a failure
 		}
 		if err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", s.cfg.Proc("pressure", res), err))
+			errs = append(errs, inputerr.Wrap(s.cfg.Proc("pressure", res), err))
 			continue
 		}
 		if st.Some == nil {

@@ -14,6 +14,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/pantheros/monitoring/exporter/collector"
+	"github.com/pantheros/monitoring/exporter/collector/inputerr/inputerrtest"
 )
 
 // defaults are the flag defaults, as a host gets them.
@@ -307,5 +308,10 @@ func FuzzProcFiles(f *testing.F) {
 			t.Fatal(err)
 		}
 		collect(t, proc, t.TempDir(), defaults) // must not panic
+		if err := os.WriteFile(filepath.Join(proc, name), inputerrtest.Plant([]byte(content)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		_, err := collect(t, proc, t.TempDir(), defaults)
+		inputerrtest.CheckErr(t, "collector error", err)
 	})
 }
