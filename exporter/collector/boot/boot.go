@@ -214,7 +214,7 @@ func (b *Boot) connect(ctx context.Context) (*dbus.Conn, error) {
 	}
 	if err != nil {
 		cancel()
-		return nil, fmt.Errorf("connect %s: %w", b.address(), err)
+		return nil, fmt.Errorf("connect %s: %w", b.address(), safeErr(err))
 	}
 	// Closing conn cancels connCtx's child; cancel connCtx then too.
 	context.AfterFunc(conn.Context(), cancel)
@@ -258,7 +258,7 @@ func (b *Boot) Update(ctx context.Context, ch chan<- prometheus.Metric) error {
 	}
 	if conn != nil && (b.boot == nil || !b.boot.analysis.Finished) {
 		if st, err := b.readBoot(ctx, conn); err != nil {
-			errs = append(errs, fmt.Errorf("boot timestamps via %s: %w", b.address(), b.callErr(err)))
+			errs = append(errs, fmt.Errorf("boot timestamps via %s: %w", b.address(), safeErr(b.callErr(err))))
 		} else {
 			b.boot = st
 		}
@@ -270,7 +270,7 @@ func (b *Boot) Update(ctx context.Context, ch chan<- prometheus.Metric) error {
 		ms, err := b.readUnits(ctx, b.conn)
 		if err != nil {
 			b.units = nil
-			errs = append(errs, fmt.Errorf("units via %s: %w", b.address(), b.callErr(err)))
+			errs = append(errs, fmt.Errorf("units via %s: %w", b.address(), safeErr(b.callErr(err))))
 		} else {
 			b.units, b.unitAt = ms, time.Now()
 		}

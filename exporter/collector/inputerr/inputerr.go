@@ -86,6 +86,13 @@ func At(source string, line int, kind string) *Error {
 	return &Error{Source: source, Line: line, Kind: kind}
 }
 
+// Because is an error about source of the given kind, caused by err: the
+// kind is printed, err only reachable through errors.Is and errors.As. For a
+// library error this package does not know, whose kind the caller can tell.
+func Because(source, kind string, err error) *Error {
+	return &Error{Source: source, Kind: kind, cause: err}
+}
+
 // Wrap returns err as an error about source that keeps only its kind and
 // position (see Describe). A nil err stays nil. An *Error passed in keeps its
 // own position and gets source put in front of its own.
