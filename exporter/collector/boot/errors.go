@@ -15,11 +15,11 @@ var errorName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-
 
 // godbusTexts are fixed messages of godbus, safe to show as they are.
 var godbusTexts = map[string]bool{
-	"dbus: authentication failed":                                 true,
-	"dbus: authentication protocol error":                         true,
-	"dbus: invalid bus address (no transport)":                    true,
+	"dbus: authentication failed":                                  true,
+	"dbus: authentication protocol error":                          true,
+	"dbus: invalid bus address (no transport)":                     true,
 	"dbus: invalid bus address (invalid or unsupported transport)": true,
-	"dbus.Store: length mismatch":                                 true,
+	"dbus.Store: length mismatch":                                  true,
 }
 
 // safeErr keeps of a D-Bus failure what identifies it: the error name of

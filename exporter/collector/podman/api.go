@@ -3,11 +3,15 @@ package podman
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"time"
 
 	"github.com/containers/podman/v5/pkg/bindings"
+
+	"github.com/pantheros/monitoring/exporter/collector/inputerr"
 )
 
 // The Podman API's answers, decoded into only the fields the collector
@@ -79,14 +83,49 @@ type Event struct {
 func get(ctx, conn context.Context, endpoint string, params url.Values, out any, pathValues ...string) error {
 	client, err := bindings.GetClient(conn)
 	if err != nil {
-		return err
+		return inputerr.Wrap("", err)
 	}
 	resp, err := client.DoRequest(ctx, nil, http.MethodGet, endpoint, params, nil, pathValues...)
 	if err != nil {
-		return err
+		return inputerr.Wrap("", err)
 	}
 	defer resp.Body.Close()
-	return resp.Process(out)
+	return process(resp, out)
+}
+
+// apiError is a non-2xx answer of the service. Only its status code and
+// whether the service said "no such container" are kept: the answer's
+// message quotes names, paths and commands of the host.
+type apiError struct {
+	code   int
+	noSuch bool
+}
+
+func (e *apiError) Error() string {
+	return fmt.Sprintf("API answered %d %s", e.code, http.StatusText(e.code))
+}
+
+// Code is the HTTP status, as the bindings' ErrorModel has it.
+func (e *apiError) Code() int { return e.code }
+
+// process decodes a 2xx answer into out (when not nil) and turns any other
+// into an apiError. It replaces the bindings' APIResponse.Process, whose
+// errors quote the answer's body ("unmarshalling into …, data %q").
+func process(resp *bindings.APIResponse, out any) error {
+	if !resp.IsSuccess() {
+		var body struct {
+			Cause string `json:"cause"`
+		}
+		_ = json.NewDecoder(io.LimitReader(resp.Body, 64<<10)).Decode(&body)
+		return &apiError{code: resp.StatusCode, noSuch: body.Cause == "no such container"}
+	}
+	if out == nil {
+		return nil
+	}
+	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+		return inputerr.Wrap("answer", err)
+	}
+	return nil
 }
 
 // streamEvents opens GET /libpod/events?stream=true and sends each event
@@ -95,7 +134,7 @@ func streamEvents(ctx, conn context.Context, since string, ch chan<- Event) erro
 	client, err := bindings.GetClient(conn)
 	if err != nil {
 		close(ch)
-		return err
+		return inputerr.Wrap("", err)
 	}
 	params := url.Values{"stream": {"true"}}
 	if since != "" {
@@ -104,12 +143,15 @@ func streamEvents(ctx, conn context.Context, since string, ch chan<- Event) erro
 	resp, err := client.DoRequest(ctx, nil, http.MethodGet, "/events", params, nil)
 	if err != nil {
 		close(ch)
-		return err
+		return inputerr.Wrap("", err)
 	}
 	if resp.StatusCode != http.StatusOK {
 		defer resp.Body.Close()
 		close(ch)
-		return resp.Process(nil)
+		if err := process(resp, nil); err != nil {
+			return err
+		}
+		return &apiError{code: resp.StatusCode}
 	}
 	go func() {
 		defer close(ch)

@@ -16,6 +16,8 @@ import (
 
 	"github.com/containers/podman/v5/pkg/bindings"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/pantheros/monitoring/exporter/collector/inputerr"
 )
 
 // Container is what the snapshot keeps of one container.
@@ -211,7 +213,7 @@ func (e *endpoint) serve(parent context.Context) error {
 	conn, err := bindings.NewConnection(pctx, e.uri)
 	pcancel()
 	if err != nil {
-		return fmt.Errorf("connect: %w", err)
+		return fmt.Errorf("connect: %w", inputerr.Wrap("", err))
 	}
 	ctx, cancel := context.WithCancel(parent)
 	defer cancel()
@@ -390,7 +392,7 @@ func (e *endpoint) list(ctx, conn context.Context) error {
 					gone[id] = true // removed between list and inspect
 					return
 				}
-				errs = append(errs, fmt.Errorf("inspect %.12s: %w", id, err))
+				errs = append(errs, fmt.Errorf("inspect %s: %w", errID(id), err))
 				return
 			}
 			in := &inspected{key: j.key, restarts: float64(data.RestartCount)}
@@ -508,8 +510,8 @@ func (e *endpoint) list(ctx, conn context.Context) error {
 }
 
 func isNoSuch(err error) bool {
-	s := err.Error()
-	return containsAny(s, "no such container", "no container with name or ID")
+	var ae *apiError
+	return errors.As(err, &ae) && ae.noSuch
 }
 
 // statsLoop takes stats of every container on the interval. A failed stats
@@ -547,7 +549,7 @@ func (e *endpoint) statsLoop(ctx, conn context.Context) error {
 func (e *endpoint) stats(ctx, conn context.Context) (map[string]Stats, error) {
 	client, err := bindings.GetClient(conn)
 	if err != nil {
-		return nil, err
+		return nil, inputerr.Wrap("", err)
 	}
 	sctx, cancel := call(ctx, conn, 3*e.opts.Timeout)
 	defer cancel()
@@ -555,11 +557,25 @@ func (e *endpoint) stats(ctx, conn context.Context) (map[string]Stats, error) {
 	params.Set("stream", "false")
 	resp, err := client.DoRequest(sctx, nil, http.MethodGet, "/containers/stats", params, nil)
 	if err != nil {
-		return nil, fmt.Errorf("stats: %w", err)
+		return nil, fmt.Errorf("stats: %w", inputerr.Wrap("", err))
 	}
 	defer resp.Body.Close()
 	if !resp.IsSuccess() {
-		return nil, fmt.Errorf("stats: %w", resp.Process(nil))
+		return nil, fmt.Errorf("stats: %w", process(resp, nil))
 	}
 	return ParseStats(resp.Body)
+}
+
+// errID is the 12-character form of a container ID for an error, or
+// "a container" when the answer's ID is not hex (it is the answer's bytes).
+func errID(id string) string {
+	if len(id) < 12 {
+		return "a container"
+	}
+	for _, c := range id[:12] {
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return "a container"
+		}
+	}
+	return id[:12]
 }

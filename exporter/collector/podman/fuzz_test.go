@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/pantheros/monitoring/exporter/collector"
+	"github.com/pantheros/monitoring/exporter/collector/inputerr/inputerrtest"
 )
 
 func collectorConfig() collector.Config { return collector.Config{} }
@@ -16,6 +17,8 @@ func FuzzParseStats(f *testing.F) {
 	f.Add(fixture(f, "stats-error-4.3.json"))
 	f.Add([]byte(`{"Error":null,"Stats":[{"ContainerID":"x","Network":{"eth0":{"RxBytes":5}}}]}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
+		_, err := ParseStats(bytes.NewReader(inputerrtest.Plant(b)))
+		inputerrtest.CheckErr(t, "ParseStats", err)
 		st, err := ParseStats(bytes.NewReader(b))
 		if err != nil && st != nil {
 			t.Fatal("stats and an error")

@@ -12,6 +12,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/pantheros/monitoring/exporter/collector/inputerr"
 )
 
 // Stats is what the collector keeps of one container's stats.
@@ -55,10 +57,11 @@ type statsReport struct {
 func ParseStats(r io.Reader) (map[string]Stats, error) {
 	var rep statsReport
 	if err := json.NewDecoder(r).Decode(&rep); err != nil {
-		return nil, fmt.Errorf("decode stats: %w", err)
+		return nil, fmt.Errorf("decode stats: %w", inputerr.Wrap("", err))
 	}
 	if e := bytes.TrimSpace(rep.Error); len(e) > 0 && !bytes.Equal(e, []byte("null")) {
-		return nil, fmt.Errorf("stats: service reported an error: %.200s", e)
+		// Its text quotes the host's paths and names; it is not shown.
+		return nil, errors.New("stats: service reported an error (its text is not shown: it may quote the host)")
 	}
 	out := make(map[string]Stats, len(rep.Stats))
 	for _, s := range rep.Stats {
@@ -213,13 +216,4 @@ func DiscoverRootless(runUser string) ([]Socket, error) {
 		return nil, errors.New("no rootless podman sockets under " + runUser)
 	}
 	return out, nil
-}
-
-func containsAny(s string, subs ...string) bool {
-	for _, x := range subs {
-		if strings.Contains(s, x) {
-			return true
-		}
-	}
-	return false
 }
