@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/pantheros/monitoring/exporter/collector/inputerr"
 )
 
 // Named is a collector with the name it is registered under.
@@ -222,7 +224,7 @@ func (rn *runner) execute(f *flight, timeout time.Duration) {
 	err := func() (err error) {
 		defer func() {
 			if p := recover(); p != nil {
-				err = fmt.Errorf("panic: %v", p)
+				err = inputerr.Panic(p) // a panic value may quote what the collector read
 			}
 		}()
 		return rn.c.Update(ctx, ch)
