@@ -4,8 +4,10 @@ package e2e
 
 import (
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -121,5 +123,102 @@ func TestTextfileDirectoryEnables(t *testing.T) {
 			t.Errorf("%v: textfile collector ran", args)
 		}
 		e.Stop()
+	}
+}
+
+// Bad files in the textfile directory, as someone who can write it (any
+// batch job) could leave them, beside two good files: a symlink to a
+// root-only file holding a marker secret, a FIFO, a 1 GiB sparse file and a
+// device node. Every scrape completes with the collector successful and the
+// good files exported; each bad file is refused and logged once by name;
+// the marker is nowhere in the log, the landing page or /metrics.
+func TestTextfileBadFiles(t *testing.T) {
+	requireRoot(t)
+	const marker = "Kq7wSeCrEtZ9x" // inputerrtest.Marker
+	dir, outside := t.TempDir(), t.TempDir()
+	secret := filepath.Join(outside, "shadow")
+	if err := os.WriteFile(secret, []byte("root:$6$"+marker+":19000:0:99999:7:::\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	good := WriteTextfile(t, dir, "backup.prom", "# TYPE backup_runs_total counter\nbackup_runs_total 12\n")
+	good2 := WriteTextfile(t, dir, "deploy.prom", "deploy_generation 41\n")
+	bad := map[string]string{} // path -> what the log says
+	add := func(name, why string, make func(string) error) {
+		p := filepath.Join(dir, name)
+		if err := make(p); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		bad[p] = why
+	}
+	add("leak.prom", "a symlink", func(p string) error { return os.Symlink(secret, p) })
+	add("fifo.prom", "a FIFO", func(p string) error { return syscall.Mkfifo(p, 0o644) })
+	add("huge.prom", "larger than the limit", func(p string) error {
+		f, err := os.Create(p)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		return f.Truncate(1 << 30) // sparse: 1 GiB that takes no disk
+	})
+	add("dev.prom", "a device", func(p string) error {
+		return syscall.Mknod(p, syscall.S_IFCHR|0o644, int(1<<8|5)) // char 1:5, like /dev/zero: a read would never end
+	})
+
+	e := startExporter(t, "--collector.disable-defaults", "--collector.textfile", "--collector.textfile.directory="+dir)
+	var metrics string
+	for i := 0; i < 3; i++ {
+		body, err := e.Get("/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		metrics = body
+		fams, err := ParseFamilies(body)
+		if err != nil {
+			t.Fatalf("parse /metrics: %v", err)
+		}
+		if v, ok := fams.Value("panther_scrape_collector_success", map[string]string{"collector": "textfile"}); !ok || v != 1 {
+			t.Errorf("scrape %d: textfile collector success %v (%v)", i, v, ok)
+		}
+		if v, ok := fams.Value("backup_runs_total", nil); !ok || v != 12 {
+			t.Errorf("scrape %d: backup_runs_total %v (%v)", i, v, ok)
+		}
+		if v, ok := fams.Value("deploy_generation", nil); !ok || v != 41 {
+			t.Errorf("scrape %d: deploy_generation %v (%v)", i, v, ok)
+		}
+		for _, p := range []string{good, good2} {
+			if v, ok := fams.Value("panther_textfile_scrape_error", map[string]string{"file": p}); !ok || v != 0 {
+				t.Errorf("scrape %d: %s scrape_error %v (%v)", i, p, v, ok)
+			}
+		}
+		for p := range bad {
+			if v, ok := fams.Value("panther_textfile_scrape_error", map[string]string{"file": p}); !ok || v != 1 {
+				t.Errorf("scrape %d: %s scrape_error %v (%v), want 1", i, p, v, ok)
+			}
+		}
+	}
+	page, err := e.Get("/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := e.Output()
+	for p, why := range bad {
+		if n := strings.Count(log, "file="+p+" "); n != 1 {
+			t.Errorf("%s logged %d times, want once:\n%s", p, n, log)
+		}
+		if !strings.Contains(log, why) {
+			t.Errorf("log does not say %q:\n%s", why, log)
+		}
+	}
+	for what, text := range map[string]string{"log": log, "landing page": page, "/metrics": metrics} {
+		if strings.Contains(text, marker) || strings.Contains(text, marker[:6]) {
+			t.Errorf("%s quotes the secret file:\n%s", what, text)
+		}
+	}
+	if status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", e.Cmd.Process.Pid)); err == nil {
+		for _, l := range strings.Split(string(status), "\n") {
+			if strings.HasPrefix(l, "VmHWM:") {
+				t.Logf("exporter peak RSS with a 1 GiB file in the directory: %s", strings.TrimSpace(strings.TrimPrefix(l, "VmHWM:")))
+			}
+		}
 	}
 }
