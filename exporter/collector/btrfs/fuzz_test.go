@@ -18,11 +18,11 @@ func FuzzParseKeyValues(f *testing.F) {
 		if err != nil {
 			f.Fatal(err)
 		}
-		f.Add(b)
+		f.Add(b, uint(len(b)/2))
 	}
-	f.Add([]byte("write_errs 1 2\n"))
-	f.Fuzz(func(t *testing.T, b []byte) {
-		_, err := parseKeyValues(inputerrtest.Plant(b))
+	f.Add([]byte("write_errs 1 2\n"), uint(2))
+	f.Fuzz(func(t *testing.T, b []byte, at uint) {
+		_, err := parseKeyValues(inputerrtest.Plant(b, at))
 		inputerrtest.CheckErr(t, "parseKeyValues", err)
 		kv, err := parseKeyValues(b)
 		if err == nil && len(kv) == 0 {
@@ -32,12 +32,12 @@ func FuzzParseKeyValues(f *testing.F) {
 }
 
 func FuzzParseUintFile(f *testing.F) {
-	f.Add([]byte("107347968\n"))
-	f.Add([]byte(""))
-	f.Add([]byte("-1"))
-	f.Fuzz(func(t *testing.T, b []byte) {
+	f.Add([]byte("107347968\n"), uint(0))
+	f.Add([]byte(""), uint(1))
+	f.Add([]byte("-1"), uint(2))
+	f.Fuzz(func(t *testing.T, b []byte, at uint) {
 		_, _ = parseUintFile(b)
-		_, err := parseUintFile(inputerrtest.Plant(b))
+		_, err := parseUintFile(inputerrtest.Plant(b, at))
 		inputerrtest.CheckErr(t, "parseUintFile", err)
 	})
 }
@@ -47,11 +47,11 @@ func FuzzParseScrubStatus(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	f.Add(b, fixUUID)
-	f.Add(b[:len(b)/3], "")
-	f.Add([]byte("scrub status:1\nx:1|t_start:1|duration:2|finished:1|canceled:0\n"), "x")
-	f.Fuzz(func(t *testing.T, b []byte, uuid string) {
-		_, err := parseScrubStatus(inputerrtest.Plant(b), uuid)
+	f.Add(b, fixUUID, uint(1))
+	f.Add(b[:len(b)/3], "", uint(2))
+	f.Add([]byte("scrub status:1\nx:1|t_start:1|duration:2|finished:1|canceled:0\n"), "x", uint(3))
+	f.Fuzz(func(t *testing.T, b []byte, uuid string, at uint) {
+		_, err := parseScrubStatus(inputerrtest.Plant(b, at), uuid)
 		inputerrtest.CheckErr(t, "parseScrubStatus", err)
 		st, err := parseScrubStatus(b, uuid)
 		if err == nil && st.Devices == 0 {

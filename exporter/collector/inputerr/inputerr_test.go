@@ -129,11 +129,11 @@ func TestPanic(t *testing.T) {
 }
 
 func FuzzDescribe(f *testing.F) {
-	f.Add([]byte("a 1\n"), 0)
-	f.Add([]byte(`{"A": 1}`), 1)
-	f.Add([]byte("12"), 2)
-	f.Fuzz(func(t *testing.T, b []byte, kind int) {
-		b = inputerrtest.Plant(b)
+	f.Add([]byte("a 1\n"), 0, uint(2))
+	f.Add([]byte(`{"A": 1}`), 1, uint(5))
+	f.Add([]byte("12"), 2, uint(1))
+	f.Fuzz(func(t *testing.T, b []byte, kind int, at uint) {
+		b = inputerrtest.Plant(b, at)
 		var err error
 		switch kind % 3 {
 		case 0:

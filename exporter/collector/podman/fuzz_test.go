@@ -13,11 +13,11 @@ import (
 func collectorConfig() collector.Config { return collector.Config{} }
 
 func FuzzParseStats(f *testing.F) {
-	f.Add(fixture(f, "stats-4.3.json"))
-	f.Add(fixture(f, "stats-error-4.3.json"))
-	f.Add([]byte(`{"Error":null,"Stats":[{"ContainerID":"x","Network":{"eth0":{"RxBytes":5}}}]}`))
-	f.Fuzz(func(t *testing.T, b []byte) {
-		_, err := ParseStats(bytes.NewReader(inputerrtest.Plant(b)))
+	f.Add(fixture(f, "stats-4.3.json"), uint(2))
+	f.Add(fixture(f, "stats-error-4.3.json"), uint(3))
+	f.Add([]byte(`{"Error":null,"Stats":[{"ContainerID":"x","Network":{"eth0":{"RxBytes":5}}}]}`), uint(4))
+	f.Fuzz(func(t *testing.T, b []byte, at uint) {
+		_, err := ParseStats(bytes.NewReader(inputerrtest.Plant(b, at)))
 		inputerrtest.CheckErr(t, "ParseStats", err)
 		st, err := ParseStats(bytes.NewReader(b))
 		if err != nil && st != nil {

@@ -293,11 +293,11 @@ func FuzzProcFiles(f *testing.F) {
 		if err != nil {
 			f.Fatal(err)
 		}
-		f.Add(name, string(b))
+		f.Add(name, string(b), uint(len(b)/2))
 	}
-	f.Add("stat", "cpu0 1 2\n")
-	f.Add("1/mountinfo", "1 2 3:4 / / rw - ext4\n")
-	f.Fuzz(func(t *testing.T, name, content string) {
+	f.Add("stat", "cpu0 1 2\n", uint(3))
+	f.Add("1/mountinfo", "1 2 3:4 / / rw - ext4\n", uint(4))
+	f.Fuzz(func(t *testing.T, name, content string, at uint) {
 		switch name {
 		case "stat", "meminfo", "loadavg", "diskstats", "net/dev", "pressure/cpu", "pressure/io", "1/mountinfo":
 		default:
@@ -308,7 +308,7 @@ func FuzzProcFiles(f *testing.F) {
 			t.Fatal(err)
 		}
 		collect(t, proc, t.TempDir(), defaults) // must not panic
-		if err := os.WriteFile(filepath.Join(proc, name), inputerrtest.Plant([]byte(content)), 0o644); err != nil {
+		if err := os.WriteFile(filepath.Join(proc, name), inputerrtest.Plant([]byte(content), at), 0o644); err != nil {
 			t.Fatal(err)
 		}
 		_, err := collect(t, proc, t.TempDir(), defaults)

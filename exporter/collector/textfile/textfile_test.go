@@ -313,12 +313,12 @@ func FuzzParse(f *testing.F) {
 		ps, _ := filepath.Glob(filepath.Join("testdata", d, "*.prom"))
 		for _, p := range ps {
 			b, _ := os.ReadFile(p)
-			f.Add(b)
+			f.Add(b, uint(len(b)/2))
 		}
 	}
-	f.Add([]byte("a{le=\"1\"} 1\n# TYPE h histogram\nh_bucket{le=\"+Inf\"} 1\nh_count 1\nh_sum NaN\n"))
-	f.Fuzz(func(t *testing.T, data []byte) {
-		if _, err := parse(inputerrtest.Plant(data)); err != nil {
+	f.Add([]byte("a{le=\"1\"} 1\n# TYPE h histogram\nh_bucket{le=\"+Inf\"} 1\nh_count 1\nh_sum NaN\n"), uint(4))
+	f.Fuzz(func(t *testing.T, data []byte, at uint) {
+		if _, err := parse(inputerrtest.Plant(data, at)); err != nil {
 			inputerrtest.CheckErr(t, "parse error", err)
 		}
 		p, err := parse(data)

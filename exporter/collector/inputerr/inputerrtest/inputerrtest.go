@@ -5,7 +5,6 @@ package inputerrtest
 
 import (
 	"bytes"
-	"hash/fnv"
 	"log/slog"
 	"strings"
 	"sync"
@@ -49,18 +48,16 @@ func CheckErr(t testing.TB, what string, err error) {
 	}
 }
 
-// Plant returns a copy of b with Marker inserted at a position chosen from
-// b's hash, so a fuzz target keeps its signature and still puts the marker
-// in every position over its runs: inside a token, in place of a value,
-// between fields.
-func Plant(b []byte) []byte {
-	h := fnv.New32a()
-	h.Write(b)
-	at := int(h.Sum32() % uint32(len(b)+1))
+// Plant returns a copy of b with Marker inserted at byte at (modulo
+// len(b)+1). A fuzz target takes at as one more argument, so that over its
+// runs the marker lands in every position (inside a token, in place of a
+// value, between fields) and a failing input reproduces.
+func Plant(b []byte, at uint) []byte {
+	i := int(at % uint(len(b)+1))
 	out := make([]byte, 0, len(b)+len(Marker))
-	out = append(out, b[:at]...)
+	out = append(out, b[:i]...)
 	out = append(out, Marker...)
-	return append(out, b[at:]...)
+	return append(out, b[i:]...)
 }
 
 // Logger returns a logger that writes text lines into a buffer, and a
