@@ -77,9 +77,10 @@ type Options struct {
 }
 
 // DefaultMaxFileSize is the default of --collector.textfile.max-file-size:
-// some 100,000 samples, far more than a batch job writes, and little enough
-// that parsing it stays within a small host's memory.
-const DefaultMaxFileSize = 4 << 20
+// some 25,000 samples, far more than a batch job writes, and little enough
+// for a small host (such a file takes the exporter's peak RSS to about 50 MiB;
+// a 4 MiB one to about 160 MiB; docs/benchmarks.md).
+const DefaultMaxFileSize = 1 << 20
 
 var flags Options
 
@@ -92,7 +93,7 @@ func init() {
 		Default("24h").DurationVar(&flags.StaleAfter)
 	maxFileSize := kingpin.Flag("collector.textfile.max-file-size",
 		"Largest *.prom file read (with a unit: 512KiB, 4MiB); a larger file is refused by name without being read.").
-		Default("4MiB").Bytes()
+		Default("1MiB").Bytes()
 	collector.Register(name, false, func(cfg collector.Config) (collector.Collector, error) {
 		flags.MaxFileSize = int64(*maxFileSize)
 		return New(cfg, flags)
@@ -573,12 +574,13 @@ func firstLines(data []byte, fams map[string]*dto.MetricFamily) map[string]int {
 func lineName(l []byte) string {
 	l = bytes.TrimLeft(l, " \t")
 	if rest, ok := bytes.CutPrefix(l, []byte("#")); ok {
-		f := bytes.Fields(rest)
-		if len(f) < 2 || (string(f[0]) != "HELP" && string(f[0]) != "TYPE") {
+		// Blanks and tabs separate tokens, as for expfmt.
+		rest = bytes.TrimLeft(rest, " \t")
+		i := bytes.IndexAny(rest, " \t")
+		if i < 0 || (string(rest[:i]) != "HELP" && string(rest[:i]) != "TYPE") {
 			return ""
 		}
-		l = bytes.TrimLeft(rest, " \t")[4:]
-		l = bytes.TrimLeft(l, " \t")
+		l = bytes.TrimLeft(rest[i:], " \t")
 		if len(l) > 0 && l[0] == '"' {
 			return quotedPrefix(l)
 		}
