@@ -6,7 +6,7 @@ func Host() Dashboard {
 		UID:         HostUID,
 		Title:       "pantherOS / Host",
 		File:        "host.json",
-		Description: "System resources of one pantherOS host: CPU, memory, pressure, filesystems, disks, network.",
+		Description: "System resources of one pantherOS host: CPU, memory, pressure, filesystems, disks, network, and hardware health (disks, temperatures, battery, clock, kernel limits).",
 		Rows: []Row{
 			{Title: "System", Panels: []Panel{
 				{Title: "CPU busy", Kind: Stat, Unit: "percentunit", Thresholds: ratioHigh, Min: ptr(0.0), Max: ptr(1.0), Width: 4, Height: 4,
@@ -91,6 +91,59 @@ func Host() Dashboard {
 					Queries: []Query{
 						q(`rate(panther_network_receive_errors_total{`+sel+`}[$__rate_interval]) + rate(panther_network_receive_drop_total{`+sel+`}[$__rate_interval])`, "{{device}} in"),
 						q(`rate(panther_network_transmit_errors_total{`+sel+`}[$__rate_interval]) + rate(panther_network_transmit_drop_total{`+sel+`}[$__rate_interval])`, "{{device}} out"),
+					}},
+			}},
+			{Title: "Health", Panels: []Panel{
+				{Title: "Disk health", Kind: Stat, Unit: "none", Thresholds: upDown, Mappings: map[float64]string{0: "FAILING", 1: "passed"}, Width: 6,
+					Description: "SMART overall health of each disk (diskhealth collector, read every few hours; a sleeping disk keeps its last verdict).",
+					Queries: []Query{qi(`panther_disk_health_ok{`+sel+`}`, "{{device}}")}},
+				{Title: "Disk wear and spare", Kind: BarGauge, Unit: "percentunit", Thresholds: Steps("green", 0.8, "orange", 0.9, "red"), Min: ptr(0.0), Max: ptr(1.0), Width: 6,
+					Description: "Rated endurance used (wear) and spare blocks used up (1 - available spare) per disk.",
+					Queries: []Query{
+						qi(`panther_disk_wear_ratio{`+sel+`}`, "{{device}} wear"),
+						qi(`1 - panther_disk_available_spare_ratio{`+sel+`}`, "{{device}} spare used"),
+					}},
+				{Title: "Disk media errors", Kind: Stat, Unit: "short", Thresholds: anyBad, Width: 6,
+					Description: "NVMe media errors; ATA pending, uncorrectable and reallocated sectors.",
+					Queries: []Query{
+						qi(`panther_disk_media_errors_total{`+sel+`}`, "{{device}} media errors"),
+						qi(`panther_disk_pending_sectors{`+sel+`} + panther_disk_uncorrectable_sectors{`+sel+`}`, "{{device}} bad sectors"),
+						qi(`panther_disk_reallocated_sectors{`+sel+`}`, "{{device}} reallocated"),
+					}},
+				{Title: "Clock", Kind: Stat, Unit: "s", Thresholds: Steps("green", 0.1, "orange", 1, "red"), Width: 6,
+					Description: "Estimated error of the kernel clock (adjtimex); red when no NTP daemon synchronises it.",
+					Queries: []Query{
+						qi(`panther_time_estimated_error_seconds{`+sel+`} + 1e3 * (1 - panther_time_synchronized{`+sel+`})`, "error (+1000 s when unsynchronised)"),
+					}},
+				{Title: "Temperatures", Kind: TimeSeries, Unit: "celsius", Thresholds: Steps("green", 80, "orange", 95, "red"), Width: 12,
+					Description: "hwmon sensors (chip and sensor as the kernel names them) and thermal zones.",
+					Queries: []Query{
+						q(`panther_hwmon_temperature_celsius{`+sel+`}`, "{{chip}} {{sensor}}"),
+						q(`panther_thermal_zone_temperature_celsius{`+sel+`}`, "{{sensor}} {{type}}"),
+					}},
+				{Title: "Headroom to critical temperature", Kind: BarGauge, Unit: "celsius", Thresholds: Steps("red", 5, "orange", 15, "green"), Min: ptr(0.0), Width: 6,
+					Description: "Degrees left before each sensor's critical temperature, where hardware throttles hard or shuts down.",
+					Queries: []Query{qi(`panther_hwmon_temperature_critical_celsius{`+sel+`} - panther_hwmon_temperature_celsius{`+sel+`}`, "{{chip}} {{sensor}}")}},
+				{Title: "Thermal throttling", Kind: TimeSeries, Unit: "short", Thresholds: Steps("green", 1, "orange"), Min: ptr(0.0), Width: 6,
+					Description: "Times per second the CPUs throttled for heat (Intel thermal_throttle counters).",
+					Queries: []Query{q(`rate(panther_cpu_thermal_throttles_total{`+sel+`}[$__rate_interval])`, "{{type}}")}},
+				{Title: "Battery", Kind: BarGauge, Unit: "percentunit", Thresholds: Steps("red", 0.2, "orange", 0.5, "green"), Min: ptr(0.0), Max: ptr(1.0), Width: 8,
+					Description: "Charge and health (full charge against design capacity) of each battery.",
+					Queries: []Query{
+						qi(`panther_battery_capacity_ratio{`+sel+`}`, "{{supply}} charge"),
+						qi(`panther_battery_health_ratio{`+sel+`}`, "{{supply}} health"),
+					}},
+				{Title: "On AC power", Kind: Stat, Unit: "none", Thresholds: Steps("orange", 1, "green"), Mappings: map[float64]string{0: "no", 1: "yes"}, Width: 4,
+					Queries: []Query{qi(`max(panther_power_supply_online{`+sel+`})`, "AC")}},
+				{Title: "Kernel limits used", Kind: BarGauge, Unit: "percentunit", Thresholds: ratioHigh, Min: ptr(0.0), Max: ptr(1.0), Width: 6,
+					Queries: []Query{
+						qi(`panther_filefd_allocated{`+sel+`} / panther_filefd_maximum{`+sel+`}`, "file handles"),
+						qi(`panther_conntrack_entries{`+sel+`} / panther_conntrack_limit{`+sel+`}`, "conntrack"),
+					}},
+				{Title: "TCP retransmits and listen overflows", Kind: TimeSeries, Unit: "short", Thresholds: Steps("green"), Min: ptr(0.0), Width: 6,
+					Queries: []Query{
+						q(`rate(panther_tcp_retransmitted_segments_total{`+sel+`}[$__rate_interval]) / rate(panther_tcp_out_segments_total{`+sel+`}[$__rate_interval])`, "retransmitted share"),
+						q(`rate(panther_tcp_listen_overflows_total{`+sel+`}[$__rate_interval])`, "listen overflows/s"),
 					}},
 			}},
 			{Title: "Exporter", Panels: []Panel{

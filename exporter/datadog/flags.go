@@ -20,8 +20,11 @@ const DefaultInclude = `.`
 // the Datadog Agent's core checks already collect (cpu, load, memory, swap,
 // filesystem, disk, network: system.cpu.*, system.load.*, system.mem.*,
 // system.swap.*, system.disk.*, system.fs.*, system.io.*, system.net.*).
-// Datadog bills every custom series.
-const DefaultExclude = `^(go|process|promhttp)_|^panther_(cpu|cpus|load1|load5|load15|memory|swap|filesystem|disk|network)(_.*)?$`
+// Datadog bills every custom series. The CPU and disk metrics are named one
+// by one: the hwmon collector's panther_cpu_thermal_throttles_total and the
+// diskhealth collector's panther_disk_* (SMART) have no Agent counterpart.
+const DefaultExclude = `^(go|process|promhttp)_|^panther_(cpus|load1|load5|load15|memory|swap|filesystem|network)(_.*)?$` +
+	`|^panther_cpu_seconds_total$|^panther_disk_(read_bytes|written_bytes|reads_completed|writes_completed|io_time_seconds)_total$`
 
 // Options configure the sink.
 type Options struct {

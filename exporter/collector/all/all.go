@@ -6,8 +6,13 @@ package all
 import (
 	_ "github.com/pantheros/monitoring/exporter/collector/boot"
 	_ "github.com/pantheros/monitoring/exporter/collector/btrfs"
+	_ "github.com/pantheros/monitoring/exporter/collector/diskhealth"
+	_ "github.com/pantheros/monitoring/exporter/collector/hwmon"
+	_ "github.com/pantheros/monitoring/exporter/collector/limits"
 	_ "github.com/pantheros/monitoring/exporter/collector/nix"
 	_ "github.com/pantheros/monitoring/exporter/collector/podman"
+	_ "github.com/pantheros/monitoring/exporter/collector/power"
 	_ "github.com/pantheros/monitoring/exporter/collector/system"
 	_ "github.com/pantheros/monitoring/exporter/collector/textfile"
+	_ "github.com/pantheros/monitoring/exporter/collector/timex"
 )
