@@ -96,7 +96,7 @@ func Host() Dashboard {
 			{Title: "Health", Panels: []Panel{
 				{Title: "Disk health", Kind: Stat, Unit: "none", Thresholds: upDown, Mappings: map[float64]string{0: "FAILING", 1: "passed"}, Width: 6,
 					Description: "SMART overall health of each disk (diskhealth collector, read every few hours; a sleeping disk keeps its last verdict).",
-					Queries: []Query{qi(`panther_disk_health_ok{`+sel+`}`, "{{device}}")}},
+					Queries:     []Query{qi(`panther_disk_health_ok{`+sel+`}`, "{{device}}")}},
 				{Title: "Disk wear and spare", Kind: BarGauge, Unit: "percentunit", Thresholds: Steps("green", 0.8, "orange", 0.9, "red"), Min: ptr(0.0), Max: ptr(1.0), Width: 6,
 					Description: "Rated endurance used (wear) and spare blocks used up (1 - available spare) per disk.",
 					Queries: []Query{
@@ -123,10 +123,10 @@ func Host() Dashboard {
 					}},
 				{Title: "Headroom to critical temperature", Kind: BarGauge, Unit: "celsius", Thresholds: Steps("red", 5, "orange", 15, "green"), Min: ptr(0.0), Width: 6,
 					Description: "Degrees left before each sensor's critical temperature, where hardware throttles hard or shuts down.",
-					Queries: []Query{qi(`panther_hwmon_temperature_critical_celsius{`+sel+`} - panther_hwmon_temperature_celsius{`+sel+`}`, "{{chip}} {{sensor}}")}},
+					Queries:     []Query{qi(`panther_hwmon_temperature_critical_celsius{`+sel+`} - panther_hwmon_temperature_celsius{`+sel+`}`, "{{chip}} {{sensor}}")}},
 				{Title: "Thermal throttling", Kind: TimeSeries, Unit: "short", Thresholds: Steps("green", 1, "orange"), Min: ptr(0.0), Width: 6,
 					Description: "Times per second the CPUs throttled for heat (Intel thermal_throttle counters).",
-					Queries: []Query{q(`rate(panther_cpu_thermal_throttles_total{`+sel+`}[$__rate_interval])`, "{{type}}")}},
+					Queries:     []Query{q(`rate(panther_cpu_thermal_throttles_total{`+sel+`}[$__rate_interval])`, "{{type}}")}},
 				{Title: "Battery", Kind: BarGauge, Unit: "percentunit", Thresholds: Steps("red", 0.2, "orange", 0.5, "green"), Min: ptr(0.0), Max: ptr(1.0), Width: 8,
 					Description: "Charge and health (full charge against design capacity) of each battery.",
 					Queries: []Query{
