@@ -10,7 +10,8 @@
 #
 # The service is sandboxed like nixpkgs' Prometheus exporters
 # (nixos/modules/services/monitoring/prometheus/exporters.nix) plus a system
-# call filter; the settings live in ./hardening.nix, shared with the plain
+# call filter; the settings live in ./sandbox.nix (capabilities and devices follow
+# btrfs.subvolumes and diskHealth.enable), shared with the plain
 # unit ./panther-exporter.service, and each capability is explained there.
 # nixos/nixos_test.go checks that every flag written below exists in the
 # binary and that the plain unit carries the same hardening.
@@ -25,7 +26,13 @@ let
 
   # Every collector of the binary, for the enable/disable options (the Go
   # test checks that `--collector.NAME` exists for each).
-  collectorNames = [ "boot" "btrfs" "nix" "podman" "system" "textfile" ];
+  collectorNames = [ "boot" "btrfs" "diskhealth" "hwmon" "limits" "nix" "podman" "power" "system" "textfile" "timex" ];
+
+  # A collector runs when it is named, or on by default and not turned off.
+  collectorOn = name: byDefault:
+    builtins.elem name cfg.enabledCollectors
+    || (byDefault && !cfg.disableDefaultCollectors && !(builtins.elem name cfg.disabledCollectors));
+  btrfsSubvolumes = cfg.btrfs.subvolumes && collectorOn "btrfs" true;
 
   listen =
     if cfg.listenAddress == "" then ":${toString cfg.port}"
@@ -41,6 +48,11 @@ let
     ++ optional cfg.podman.rootless "--collector.podman.rootless"
     ++ optional (cfg.boot.dbusAddress != null) "--collector.boot.dbus-address=${cfg.boot.dbusAddress}"
     ++ optional (cfg.textfileDirectory != null) "--collector.textfile.directory=${cfg.textfileDirectory}"
+    ++ optionals cfg.diskHealth.enable [
+      "--collector.diskhealth"
+      "--collector.diskhealth.smartctl=${cfg.diskHealth.smartctl}"
+      "--collector.diskhealth.interval=${cfg.diskHealth.interval}"
+    ]
     ++ optionals (cfg.datadog.address != null) (
       [ "--datadog.address=${cfg.datadog.address}"
         "--datadog.interval=${cfg.datadog.interval}" ]
@@ -50,7 +62,11 @@ let
     ++ optional (cfg.webConfigFile != null) "--web.config.file=${cfg.webConfigFile}"
     ++ cfg.extraFlags;
 
-  hardening = import ./hardening.nix;
+  # The sandbox grants only what the options switch on (see sandbox.nix).
+  hardening = import ./sandbox.nix {
+    inherit btrfsSubvolumes;
+    diskHealth = cfg.diskHealth.enable;
+  };
 in
 {
   imports = [ ./monitoring.nix ];
@@ -150,6 +166,42 @@ in
       default = [ ];
       example = [ "alice" ];
       description = "More groups for the service, e.g. those of rootless Podman sockets.";
+    };
+
+    btrfs.subvolumes = mkOption {
+      type = types.bool;
+      default = true;
+      description = ''
+        Btrfs subvolume and snapshot metrics (panther_btrfs_subvolumes,
+        panther_btrfs_snapshots, ...). They need CAP_SYS_ADMIN (the
+        BTRFS_IOC_TREE_SEARCH ioctl); false leaves it out of the service,
+        and the btrfs collector exports everything else with
+        panther_btrfs_subvolume_scan_success 0.
+      '';
+    };
+
+    diskHealth = {
+      enable = mkOption {
+        type = types.bool;
+        default = false;
+        description = ''
+          SMART health, wear and errors of every NVMe and SATA disk (the
+          diskhealth collector, through smartctl). Grants the service
+          CAP_SYS_RAWIO and CAP_SYS_ADMIN and read access to /dev/sd* and
+          /dev/nvme*n* (see nixos/sandbox.nix).
+        '';
+      };
+      smartctl = mkOption {
+        type = types.str;
+        default = "${pkgs.smartmontools}/bin/smartctl";
+        defaultText = literalExpression ''"''${pkgs.smartmontools}/bin/smartctl"'';
+        description = "smartctl binary (smartmontools 7.0 or newer, for --json).";
+      };
+      interval = mkOption {
+        type = types.str;
+        default = "6h";
+        description = "How often every disk is read. A disk in standby is not woken.";
+      };
     };
 
     boot.dbusAddress = mkOption {

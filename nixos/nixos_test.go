@@ -370,8 +370,11 @@ func TestHardeningSame(t *testing.T) {
 			t.Errorf("module.nix overrides hardening setting %s", k[1])
 		}
 	}
-	if strings.Count(module, "hardening") < 2 || !strings.Contains(module, "import ./hardening.nix") {
-		t.Error("module.nix does not use ./hardening.nix")
+	if strings.Count(module, "hardening") < 2 || !strings.Contains(module, "import ./sandbox.nix") {
+		t.Error("module.nix does not use ./sandbox.nix")
+	}
+	if !strings.Contains(read(t, "hardening.nix"), "import ./sandbox.nix { }") {
+		t.Error("hardening.nix is not sandbox.nix with its defaults")
 	}
 }
 
@@ -384,7 +387,9 @@ func TestSecurityExposure(t *testing.T) {
 	if out := output(t, exec.Command(sa, "--help")); !bytes.Contains(out, []byte("--offline")) {
 		t.Fatalf("this systemd-analyze has no --offline (systemd < 252):\n%s", out)
 	}
-	out := output(t, exec.Command(sa, "security", "--offline=true", "--threshold=20", "--no-pager", "panther-exporter.service"))
+	// 2.1: the read-only adjtimex of the clock metrics costs 0.3 (ProtectClock
+	// off, adjtimex in the filter); see README.md for every combination.
+	out := output(t, exec.Command(sa, "security", "--offline=true", "--threshold=21", "--no-pager", "panther-exporter.service"))
 	m := exposureRE.FindStringSubmatch(string(out))
 	if m == nil {
 		t.Fatalf("no exposure level in:\n%s", out)
@@ -394,8 +399,8 @@ func TestSecurityExposure(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("exposure %s", m[1])
-	if level > 2.0 {
-		t.Errorf("exposure level %.1f > 2.0:\n%s", level, out)
+	if level > 2.1 {
+		t.Errorf("exposure level %.1f > 2.1:\n%s", level, out)
 	}
 	readme := read(t, "../README.md")
 	_, section, ok := strings.Cut(readme, "## Deploying on NixOS")

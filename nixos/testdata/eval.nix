@@ -46,7 +46,10 @@ let
       else if builtins.isAttrs o && o ? default then o.default
       else if builtins.isAttrs o then withDefaults o { }
       else null) opts;
-  pkgs = { callPackage = _: _: "/nix/store/eeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee-panther-exporter"; };
+  pkgs = {
+    callPackage = _: _: "/nix/store/eeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee-panther-exporter";
+    smartmontools = "/nix/store/ssssssssssssssssssssssssssssssss-smartmontools-7.4";
+  };
   utils.escapeSystemdExecArgs = args: args;
 
   exporterModule = args: import ../module.nix args;
