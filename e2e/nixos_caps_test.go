@@ -20,14 +20,17 @@ import (
 
 // TestServiceCapabilities runs the exporter the way the NixOS module and
 // nixos/panther-exporter.service do: as an unprivileged user, no new
-// privileges, with exactly the ambient capabilities of nixos/hardening.nix
-// (setpriv stands in for systemd's DynamicUser). On a real Btrfs with a
+// privileges, with exactly the ambient capabilities of nixos/sandbox.nix with Btrfs
+// subvolume metrics on (setpriv stands in for systemd's DynamicUser). On a real Btrfs with a
 // snapshot and a finished scrub, everything must be exported; without any
 // one of the capabilities something must break, so each is needed.
 func TestServiceCapabilities(t *testing.T) {
 	requireRoot(t)
 	setpriv := requireTool(t, "setpriv")
-	out := []byte(runCmd(t, requireTool(t, "nix-instantiate"), "--eval", "--strict", "--json", "../nixos/hardening.nix"))
+	// The sandbox with Btrfs subvolume metrics on (the module's
+	// btrfs.subvolumes, its default): CAP_SYS_ADMIN and CAP_DAC_READ_SEARCH.
+	out := []byte(runCmd(t, requireTool(t, "nix-instantiate"), "--eval", "--strict", "--json",
+		"--arg", "btrfsSubvolumes", "true", "../nixos/sandbox.nix"))
 	var h struct{ AmbientCapabilities, CapabilityBoundingSet []string }
 	if err := json.Unmarshal(out, &h); err != nil {
 		t.Fatal(err)
@@ -113,12 +116,26 @@ func TestServiceCapabilities(t *testing.T) {
 	}
 }
 
-// hardeningNix evaluates ../nixos/hardening.nix.
-func hardeningNix(t *testing.T) (h struct {
+type sandboxSettings struct {
 	AmbientCapabilities, SystemCallFilter, RestrictAddressFamilies []string
-}) {
+}
+
+// hardeningNix evaluates ../nixos/hardening.nix, the least privileged sandbox.
+func hardeningNix(t *testing.T) sandboxSettings {
 	t.Helper()
-	out := []byte(runCmd(t, requireTool(t, "nix-instantiate"), "--eval", "--strict", "--json", "../nixos/hardening.nix"))
+	return evalNixSandbox(t, "../nixos/hardening.nix")
+}
+
+// sandboxNixBtrfs evaluates ../nixos/sandbox.nix with Btrfs subvolume
+// metrics on (the module's btrfs.subvolumes, its default).
+func sandboxNixBtrfs(t *testing.T) sandboxSettings {
+	t.Helper()
+	return evalNixSandbox(t, "--arg", "btrfsSubvolumes", "true", "../nixos/sandbox.nix")
+}
+
+func evalNixSandbox(t *testing.T, args ...string) (h sandboxSettings) {
+	t.Helper()
+	out := []byte(runCmd(t, requireTool(t, "nix-instantiate"), append([]string{"--eval", "--strict", "--json"}, args...)...))
 	if err := json.Unmarshal(out, &h); err != nil {
 		t.Fatal(err)
 	}
@@ -175,7 +192,7 @@ func TestServiceSandboxFullStack(t *testing.T) {
 	requireRoot(t)
 	setpriv := requireTool(t, "setpriv")
 	strace := requireTool(t, "strace")
-	h := hardeningNix(t)
+	h := sandboxNixBtrfs(t) // the subvolume walk is among the checks
 	allowed := syscallFilter(t, h.SystemCallFilter)
 
 	b := newBtrfs(t)
