@@ -5,9 +5,10 @@
 // These are node_exporter's hwmon and thermal_zone collectors and the
 // throttle part of its cpu collector.
 //
-// Thermal zones and throttle counters are read with prometheus/procfs's
-// sysfs package; procfs has no hwmon reader, so hwmon is read here, as
-// node_exporter does.
+// CPUs, their topology and throttle counters are read with
+// prometheus/procfs's sysfs package. procfs has no hwmon reader, so hwmon is
+// read here, as node_exporter does; thermal zones too, because procfs's
+// reader opens five files per zone on every call where two are needed.
 package hwmon
 
 import (
@@ -21,6 +22,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -59,10 +61,25 @@ func init() {
 }
 
 // Hwmon is the hwmon collector.
+//
+// What the kernel fixes when a device registers (a chip's name and
+// device, a sensor's label, a zone's type and which of its trip points is
+// the critical one, a CPU's core and package) is read once and kept; a
+// scrape reads only the values. That halves the files opened per scrape.
 type Hwmon struct {
 	cfg    collector.Config
 	logger *slog.Logger
 	sys    sysfs.FS
+
+	mu      sync.Mutex
+	topo    map[string]string    // CPU directory -> "package/core"
+	zoneFix map[string]zoneFixed // zone directory -> its fixed part
+	chips   chipCache
+}
+
+type zoneFixed struct {
+	typ      string
+	critTemp string // path of the critical trip point's temperature, "" if none
 }
 
 // New returns the collector reading under cfg.SysPath.
@@ -75,14 +92,16 @@ func New(cfg collector.Config) (*Hwmon, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &Hwmon{cfg: cfg, logger: logger, sys: fs}, nil
+	return &Hwmon{cfg: cfg, logger: logger, sys: fs, topo: map[string]string{}, zoneFix: map[string]zoneFixed{}, chips: chipCache{}}, nil
 }
 
 // Update reads the three sources; a chip, zone or CPU that cannot be read
 // is named in the error and the others are still sent.
 func (h *Hwmon) Update(_ context.Context, ch chan<- prometheus.Metric) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
 	var errs []error
-	chips, err := ReadChips(h.cfg.Sys("class/hwmon"))
+	chips, err := h.chips.read(h.cfg.Sys("class/hwmon"))
 	errs = append(errs, err)
 	for _, c := range chips {
 		for _, s := range c.Sensors {
@@ -114,9 +133,23 @@ type Sensor struct {
 
 var tempInput = regexp.MustCompile(`^temp(\d+)_input$`)
 
+// chipCache keeps each hwmonN directory's name and sensor labels, keyed by
+// the directory and its file list: a device that goes and comes back
+// under the same number with other files is read afresh.
+type chipCache map[string]chipFixed
+
+type chipFixed struct {
+	files  string            // the directory's file names, joined
+	name   string            // chip label value
+	labels map[string]string // tempN -> label
+	err    error
+}
+
 // ReadChips reads every hwmonN directory under dir. A directory that does
 // not exist means no hwmon at all (a VM, a server without sensors).
-func ReadChips(dir string) ([]Chip, error) {
+func ReadChips(dir string) ([]Chip, error) { return chipCache{}.read(dir) }
+
+func (cc chipCache) read(dir string) ([]Chip, error) {
 	entries, err := os.ReadDir(dir)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil
@@ -131,7 +164,7 @@ func ReadChips(dir string) ([]Chip, error) {
 		if !strings.HasPrefix(e.Name(), "hwmon") {
 			continue
 		}
-		c, err := readChip(filepath.Join(dir, e.Name()))
+		c, err := cc.readChip(filepath.Join(dir, e.Name()))
 		if err != nil {
 			errs = append(errs, err)
 		}
@@ -158,23 +191,28 @@ func ReadChips(dir string) ([]Chip, error) {
 // a GPU or disk asleep, a sensor not ready) is left out without error, as
 // `sensors` does; a file that reads but is not a number is an error that
 // names it, and the chip's other sensors stay.
-func readChip(dir string) (Chip, error) {
-	nameB, err := os.ReadFile(filepath.Join(dir, "name"))
-	if err != nil {
-		return Chip{}, fmt.Errorf("%s: no chip name: %w", dir, errors.Unwrap(err))
-	}
-	chipName := strings.TrimSpace(string(nameB))
-	if chipName == "" || strings.ContainsAny(chipName, "\n\x00") || len(chipName) > 64 {
-		return Chip{}, fmt.Errorf("%s/name: not a chip name", dir)
-	}
-	if dev, err := filepath.EvalSymlinks(filepath.Join(dir, "device")); err == nil {
-		chipName += "-" + filepath.Base(dev)
-	}
-	c := Chip{Name: chipName}
+func readChip(dir string) (Chip, error) { return chipCache{}.readChip(dir) }
+
+func (cc chipCache) readChip(dir string) (Chip, error) {
 	files, err := os.ReadDir(dir)
 	if err != nil {
-		return c, fmt.Errorf("%s: %w", dir, errors.Unwrap(err))
+		return Chip{}, fmt.Errorf("%s: %w", dir, errors.Unwrap(err))
 	}
+	names := make([]string, len(files))
+	for i, f := range files {
+		names[i] = f.Name()
+	}
+	key := strings.Join(names, "/")
+	fixed, ok := cc[dir]
+	if !ok || fixed.files != key {
+		fixed = readChipFixed(dir, files)
+		fixed.files = key
+		cc[dir] = fixed
+	}
+	if fixed.err != nil {
+		return Chip{}, fixed.err
+	}
+	c := Chip{Name: fixed.name}
 	type indexed struct {
 		n int
 		s Sensor
@@ -196,15 +234,16 @@ func readChip(dir string) (Chip, error) {
 			continue
 		}
 		s := Sensor{Label: prefix, Input: input}
-		if b, err := os.ReadFile(filepath.Join(dir, prefix+"_label")); err == nil {
-			if l := strings.TrimSpace(string(b)); l != "" && len(l) <= 64 && !strings.ContainsAny(l, "\n\x00") {
-				s.Label = l
-			}
+		if l, ok := fixed.labels[prefix]; ok {
+			s.Label = l
 		}
 		for _, limit := range []struct {
 			suffix string
 			into   **float64
 		}{{"_crit", &s.Crit}, {"_max", &s.Max}} {
+			if !strings.Contains("/"+key+"/", "/"+prefix+limit.suffix+"/") {
+				continue
+			}
 			v, err := readMilli(filepath.Join(dir, prefix+limit.suffix))
 			switch {
 			case err == nil:
@@ -227,6 +266,35 @@ func readChip(dir string) (Chip, error) {
 		c.Sensors = append(c.Sensors, s)
 	}
 	return c, errors.Join(errs...)
+}
+
+// readChipFixed reads what a chip keeps while it exists: its name, its
+// device and its sensors' labels.
+func readChipFixed(dir string, files []os.DirEntry) chipFixed {
+	nameB, err := os.ReadFile(filepath.Join(dir, "name"))
+	if err != nil {
+		return chipFixed{err: fmt.Errorf("%s: no chip name: %w", dir, errors.Unwrap(err))}
+	}
+	chipName := strings.TrimSpace(string(nameB))
+	if chipName == "" || strings.ContainsAny(chipName, "\n\x00") || len(chipName) > 64 {
+		return chipFixed{err: fmt.Errorf("%s/name: not a chip name", dir)}
+	}
+	if dev, err := filepath.EvalSymlinks(filepath.Join(dir, "device")); err == nil {
+		chipName += "-" + filepath.Base(dev)
+	}
+	f := chipFixed{name: chipName, labels: map[string]string{}}
+	for _, e := range files {
+		prefix, ok := strings.CutSuffix(e.Name(), "_label")
+		if !ok || !strings.HasPrefix(prefix, "temp") {
+			continue
+		}
+		if b, err := os.ReadFile(filepath.Join(dir, e.Name())); err == nil {
+			if l := strings.TrimSpace(string(b)); l != "" && len(l) <= 64 && !strings.ContainsAny(l, "\n\x00") {
+				f.labels[prefix] = l
+			}
+		}
+	}
+	return f
 }
 
 // readMilli reads a millidegree Celsius file as degrees.
@@ -257,55 +325,77 @@ func unavailable(err error) bool {
 		errors.Is(err, syscall.ENXIO) || errors.Is(err, syscall.EAGAIN) || errors.Is(err, syscall.ENODEV)
 }
 
+// zones reads each thermal zone's temperature; its type and critical trip
+// point are read once. (procfs's ClassThermalZoneStats reads five files per
+// zone on every call, policy and mode included, which nothing here uses.)
 func (h *Hwmon) zones(ch chan<- prometheus.Metric) error {
-	zones, err := h.sys.ClassThermalZoneStats()
+	dirs, err := filepath.Glob(h.cfg.Sys("class/thermal/thermal_zone[0-9]*"))
 	if err != nil {
-		return fmt.Errorf("%s: %w", h.cfg.Sys("class/thermal"), err)
+		return err
 	}
 	var errs []error
-	for _, z := range zones {
-		dir := h.cfg.Sys("class/thermal", "thermal_zone"+z.Name)
-		sensor := "thermal_zone" + z.Name
-		if z.ReadErrors != nil {
-			// A zone whose temp cannot be read (a sensor asleep) is left
-			// out; anything else names the zone, without the file's bytes.
-			if !unavailable(z.ReadErrors) {
+	seen := map[string]bool{}
+	for _, dir := range dirs {
+		seen[dir] = true
+		z, ok := h.zoneFix[dir]
+		if !ok {
+			b, err := os.ReadFile(filepath.Join(dir, "type"))
+			if err != nil {
+				if !unavailable(err) && !errors.Is(err, os.ErrNotExist) {
+					errs = append(errs, fmt.Errorf("%s: unreadable zone", dir))
+				}
+				continue
+			}
+			z.typ = strings.TrimSpace(string(b))
+			if z.typ == "" || strings.ContainsAny(z.typ, "\n\x00") || len(z.typ) > 64 {
+				errs = append(errs, fmt.Errorf("%s/type: not a zone type", dir))
+				continue
+			}
+			z.critTemp = criticalTrip(dir)
+			h.zoneFix[dir] = z
+		}
+		temp, err := readMilli(filepath.Join(dir, "temp"))
+		if err != nil {
+			// A zone whose sensor is asleep is left out.
+			if !unavailable(err) {
 				errs = append(errs, fmt.Errorf("%s: unreadable zone", dir))
 			}
 			continue
 		}
-		ch <- zoneTemperature.Const(float64(z.Temp)/1000, sensor, z.Type)
-		crit, err := criticalTrip(dir)
-		if err != nil {
+		sensor := filepath.Base(dir)
+		ch <- zoneTemperature.Const(temp, sensor, z.typ)
+		if z.critTemp == "" {
+			continue
+		}
+		crit, err := readMilli(z.critTemp)
+		switch {
+		case err == nil:
+			ch <- zoneCritical.Const(crit, sensor, z.typ)
+		case unavailable(err), errors.Is(err, os.ErrNotExist):
+		default:
 			errs = append(errs, err)
 		}
-		if crit != nil {
-			ch <- zoneCritical.Const(*crit, sensor, z.Type)
+	}
+	for dir := range h.zoneFix {
+		if !seen[dir] {
+			delete(h.zoneFix, dir)
 		}
 	}
 	return errors.Join(errs...)
 }
 
-// criticalTrip returns the temperature of the zone's trip point of type
-// "critical", nil when it has none.
-func criticalTrip(dir string) (*float64, error) {
+// criticalTrip returns the path of the temperature of the zone's trip
+// point of type "critical", "" when it has none.
+func criticalTrip(dir string) string {
 	types, _ := filepath.Glob(filepath.Join(dir, "trip_point_*_type"))
 	sort.Strings(types)
 	for _, tp := range types {
 		b, err := os.ReadFile(tp)
-		if err != nil || strings.TrimSpace(string(b)) != "critical" {
-			continue
+		if err == nil && strings.TrimSpace(string(b)) == "critical" {
+			return strings.TrimSuffix(tp, "_type") + "_temp"
 		}
-		v, err := readMilli(strings.TrimSuffix(tp, "_type") + "_temp")
-		if err != nil {
-			if unavailable(err) || errors.Is(err, os.ErrNotExist) {
-				return nil, nil
-			}
-			return nil, err
-		}
-		return &v, nil
 	}
-	return nil, nil
+	return ""
 }
 
 // throttles sums the counters over distinct cores and packages: every
@@ -320,6 +410,24 @@ func (h *Hwmon) throttles(ch chan<- prometheus.Metric) error {
 	packages := map[string]uint64{}
 	var errs []error
 	for _, c := range cpus {
+		// The topology first: a core's second thread repeats the count
+		// its first one gave, so it is not read again.
+		key, ok := h.topo[string(c)]
+		if !ok {
+			topo, err := c.Topology()
+			if errors.Is(err, os.ErrNotExist) {
+				continue
+			}
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%s/topology: %w", c, errors.Unwrap(err)))
+				continue
+			}
+			key = topo.PhysicalPackageID + "/" + topo.CoreID
+			h.topo[string(c)] = key
+		}
+		if _, done := cores[key]; done {
+			continue
+		}
 		t, err := c.ThermalThrottle()
 		if errors.Is(err, os.ErrNotExist) {
 			continue
@@ -328,13 +436,9 @@ func (h *Hwmon) throttles(ch chan<- prometheus.Metric) error {
 			errs = append(errs, fmt.Errorf("%s/thermal_throttle: unreadable counters", c))
 			continue
 		}
-		topo, err := c.Topology()
-		if err != nil {
-			errs = append(errs, fmt.Errorf("%s/topology: %w", c, errors.Unwrap(err)))
-			continue
-		}
-		cores[topo.PhysicalPackageID+"/"+topo.CoreID] = t.CoreThrottleCount
-		packages[topo.PhysicalPackageID] = t.PackageThrottleCount
+		pkg, _, _ := strings.Cut(key, "/")
+		cores[key] = t.CoreThrottleCount
+		packages[pkg] = t.PackageThrottleCount
 	}
 	if len(cores) > 0 {
 		var core, pkg uint64
