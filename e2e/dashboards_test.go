@@ -319,6 +319,28 @@ func TestDashboardsShowData(t *testing.T) {
         replacement: %q
 `, nix.Addr, e.Addr)
 
+	// Hardware: this machine has no hwmon, thermal zone, battery, NVMe or
+	// SATA disk, so a third exporter reads the Dell XPS 13 sysfs of the
+	// hwmon and power tests plus a /sys/block with an NVMe and a SATA disk,
+	// and runs a smartctl stand-in that prints those disks' smartctl 7.3
+	// JSON (the diskhealth fixtures); the clock and kernel limits are this
+	// machine's. Same job and instance as the main exporter.
+	hw := startExporter(t, hardwareArgs(t)...)
+	for _, c := range []string{"hwmon", "power", "timex", "limits", "diskhealth"} {
+		s.running[c] = true
+	}
+	extra += fmt.Sprintf(`  - job_name: panther-hardware
+    static_configs:
+      - targets: [%q]
+        labels:
+          exporter: hardware
+    relabel_configs:
+      - target_label: job
+        replacement: panther
+      - target_label: instance
+        replacement: %q
+`, hw.Addr, e.Addr)
+
 	ruleFiles, err := filepath.Glob("../rules/prometheus/*.yml")
 	if err != nil || len(ruleFiles) == 0 {
 		t.Fatalf("no rule files under ../rules/prometheus: %v", err)
@@ -386,4 +408,36 @@ func TestDashboardsShowData(t *testing.T) {
 	if len(unproven) > 0 {
 		t.Errorf("%d panels not proven against the real stack:\n  %s", len(unproven), strings.Join(unproven, "\n  "))
 	}
+}
+
+// hardwareArgs builds the hardware exporter's sysfs tree and smartctl
+// stand-in and returns its flags.
+func hardwareArgs(t *testing.T) []string {
+	t.Helper()
+	sys := t.TempDir()
+	for _, src := range []string{"../exporter/collector/hwmon/testdata/intel-laptop/sys/.", "../exporter/collector/power/testdata/intel-laptop/sys/."} {
+		runCmd(t, "cp", "-a", src, sys)
+	}
+	for _, d := range []string{"nvme0n1", "sda"} {
+		dir := filepath.Join(sys, "block", d)
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "removable"), []byte("0\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fixtures, err := filepath.Abs("../exporter/collector/diskhealth/testdata")
+	if err != nil {
+		t.Fatal(err)
+	}
+	smartctl := filepath.Join(t.TempDir(), "smartctl")
+	script := fmt.Sprintf("#!/bin/sh\n# smartctl stand-in: the last argument is the device.\nfor dev; do :; done\ncase \"$dev\" in\n  /dev/nvme*) exec cat %q ;;\n  /dev/sd*) exec cat %q ;;\nesac\nexit 2\n",
+		filepath.Join(fixtures, "nvme-samsung-980pro.json"), filepath.Join(fixtures, "sata-wd-red-hdd.json"))
+	if err := os.WriteFile(smartctl, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return []string{"--collector.disable-defaults", "--path.sysfs=" + sys,
+		"--collector.hwmon", "--collector.power", "--collector.timex", "--collector.limits",
+		"--collector.diskhealth", "--collector.diskhealth.smartctl=" + smartctl}
 }
