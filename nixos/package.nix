@@ -38,7 +38,7 @@ buildGoModule {
   # nix-hash --type sha256); TestVendorHash fails when it is stale. Not
   # checked against a real nixpkgs build (none on the development machines):
   # a different Go minor version in nixpkgs could vendor differently.
-  vendorHash = "sha256-TyVFXMuRVhdbV6SBbHobsNqSN56yO+Hs1bLwAjAGyas=";
+  vendorHash = "sha256-HgzlVKXDNlK/cu8sDgNUpPdjIS46tkAWe1DLYmqPp4A=";
 
   subPackages = [ "exporter/cmd/panther-exporter" ];
 
