@@ -5,10 +5,13 @@
 //   - a monitor carries the tag alert:<AlertName> of the Prometheus alert it
 //     mirrors, and severity:<severity> with the alert's severity label; its
 //     file is monitors/<alert_name>.json (AlertName in snake case);
-//   - critical monitors notify @pagerduty-pantheros, warnings
-//     @slack-pantheros-alerts; the handle stands outside every {{#...}}
-//     block, so the recovery notification reaches PagerDuty and resolves the
-//     incident;
+//   - a message names who to notify with one placeholder,
+//     {{panther.notify.critical}}, {{panther.notify.warning}} or
+//     {{panther.notify.data_loss}} (the alert's severity, or data_loss when
+//     its condition means data is lost), never with a handle:
+//     cmd/panther-datadog fills in the handles of notify.yaml per class and
+//     host role. The placeholder stands outside every {{#...}} block, so the
+//     recovery notification reaches PagerDuty and resolves the incident;
 //   - the query ends with the critical threshold of options.thresholds;
 //   - every metric queried is sent by the DogStatsD sink with its default
 //     include and exclude (exporter/datadog), or is one of the Agent core

@@ -12,11 +12,13 @@ import (
 
 	_ "github.com/pantheros/monitoring/exporter/collector/all" // fill the catalog
 	"github.com/pantheros/monitoring/exporter/datadog/ddcheck"
+	"github.com/pantheros/monitoring/rules/datadog/apply"
 )
 
 type promAlert struct {
 	Name     string
 	Severity string
+	DataLoss bool
 	File     string
 }
 
@@ -46,7 +48,7 @@ func promAlerts(t *testing.T) []promAlert {
 		for _, g := range doc.Groups {
 			for _, r := range g.Rules {
 				if r.Alert != "" {
-					out = append(out, promAlert{Name: r.Alert, Severity: r.Labels["severity"], File: f})
+					out = append(out, promAlert{Name: r.Alert, Severity: r.Labels["severity"], DataLoss: r.Labels["data_loss"] == "true", File: f})
 				}
 			}
 		}
@@ -71,6 +73,30 @@ type monitorFile struct {
 	alert    string
 	severity string
 	message  string
+	query    string
+	class    string // of its {{panther.notify.<class>}}
+	dataLoss bool   // tagged data_loss:true
+}
+
+// handleRe finds a notification handle (@pagerduty-x, @slack-y, @user@host).
+var handleRe = regexp.MustCompile(`@[A-Za-z][A-Za-z0-9_.-]*`)
+
+// isMatchRe finds Datadog's {{#is_match "role.name" "a" ...}}...{{/is_match}}
+// and its negation {{^is_match ...}}.
+var isMatchRe = regexp.MustCompile(`(?s)\{\{([#^])is_match "role\.name"((?: "[^"]*")+)\}\}(.*?)\{\{/is_match\}\}`)
+
+// notifiedFor returns what a message sends to a group whose role tag is
+// role, outside the alert-state blocks: the is_match blocks evaluated.
+func notifiedFor(msg, role string) string {
+	msg = isMatchRe.ReplaceAllStringFunc(msg, func(b string) string {
+		m := isMatchRe.FindStringSubmatch(b)
+		match := strings.Contains(m[2], `"`+role+`"`)
+		if match == (m[1] == "#") {
+			return m[3]
+		}
+		return ""
+	})
+	return blockRe.ReplaceAllString(msg, "")
 }
 
 // blockRe matches {{#x}}...{{/x}} sections of a monitor message.
@@ -127,28 +153,71 @@ func TestMonitors(t *testing.T) {
 		if want := filepath.Join("monitors", snake(mf.alert)+".json"); f != want {
 			t.Errorf("%s: mirrors %s, so should be named %s", f, mf.alert, want)
 		}
-		// Notification handles stand outside the conditional blocks, so that
-		// recoveries reach them too.
+		// The notification handles are a placeholder of the monitor's class,
+		// outside the conditional blocks, so that recoveries reach them too;
+		// panther-datadog fills it in from the handles of notify.yaml.
 		outside := blockRe.ReplaceAllString(mf.message, "")
 		if !strings.Contains(mf.message, "{{#is_recovery}}") {
 			t.Errorf("%s: no {{#is_recovery}} section", f)
 		}
-		hasPD := strings.Contains(outside, "@pagerduty-")
-		if inside := strings.Count(mf.message, "@pagerduty-") - strings.Count(outside, "@pagerduty-"); inside > 0 {
-			t.Errorf("%s: a @pagerduty- handle inside a {{#...}} block: the incident would not resolve", f)
+		if h := handleRe.FindAllString(mf.message, -1); len(h) > 0 {
+			t.Errorf("%s: handles %v written in the message: use {{panther.notify.<class>}} (rules/datadog/notify.yaml sets the handles)", f, h)
 		}
+		all := apply.PlaceholderRe.FindAllStringSubmatch(mf.message, -1)
+		out := apply.PlaceholderRe.FindAllStringSubmatch(outside, -1)
+		if len(all) != 1 || len(out) != 1 {
+			t.Errorf("%s: want exactly one {{panther.notify.<class>}}, outside the {{#...}} blocks; found %d (%d outside)", f, len(all), len(out))
+		} else {
+			mf.class = out[0][1]
+		}
+		for _, tag := range m.Tags {
+			if tag == "data_loss:true" {
+				mf.dataLoss = true
+			}
+		}
+		mf.query = m.Query
 		switch mf.severity {
-		case "critical":
-			if !hasPD {
-				t.Errorf("%s: critical monitor without a @pagerduty- handle outside the {{#...}} blocks", f)
-			}
-		case "warning":
-			if hasPD {
-				t.Errorf("%s: warning monitor pages PagerDuty", f)
-			}
+		case "critical", "warning":
 		default:
 			t.Errorf("%s: severity tag %q, want critical or warning", f, mf.severity)
 		}
+		byAlert[mf.alert] = mf
+	}
+
+	// The handles of notify.yaml, as the command fills them in, follow the
+	// role policy.
+	notify, err := apply.LoadNotify("notify.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := notify.Validate(); err != nil {
+		t.Fatalf("notify.yaml: %v", err)
+	}
+	ungrouped := 0
+	for _, mf := range byAlert {
+		if mf.class == "" {
+			continue
+		}
+		msg, err := notify.Expand(mf.message, mf.query)
+		if err != nil {
+			t.Errorf("%s: %v", mf.path, err)
+			continue
+		}
+		for _, role := range apply.Roles {
+			pages := strings.Contains(notifiedFor(msg, role), "@pagerduty-")
+			want := mf.class == "data_loss" || (mf.class == "critical" && role == "server")
+			if mf.class == "critical" && role == "workstation" && !apply.GroupsByRole(mf.query) {
+				// Without a role group the server's handles are used for
+				// every host: paging too much rather than too little.
+				want, ungrouped = true, ungrouped+1
+			}
+			if pages != want {
+				t.Errorf("%s (%s) on a %s: pages %v, want %v; message as sent:\n%s", mf.path, mf.class, role, pages, want, msg)
+			}
+		}
+	}
+	if ungrouped > 0 {
+		t.Logf("%d critical monitors are not grouped by role: they page for workstations too", ungrouped)
 	}
 
 	// One monitor per Prometheus alert, same severity; no monitor without an alert.
@@ -164,6 +233,17 @@ func TestMonitors(t *testing.T) {
 		}
 		if mf.severity != a.Severity {
 			t.Errorf("%s: severity %q, the alert's is %q", mf.path, mf.severity, a.Severity)
+		}
+		if mf.dataLoss != a.DataLoss {
+			t.Errorf("%s: tagged data_loss:true %v, the alert's data_loss label %v", mf.path, mf.dataLoss, a.DataLoss)
+		}
+		wantClass := a.Severity
+		if a.DataLoss {
+			wantClass = "data_loss"
+		}
+		if mf.class != "" && mf.class != wantClass {
+			t.Errorf("%s: notifies {{panther.notify.%s}}, the alert (severity %s, data_loss %v) wants {{panther.notify.%s}}",
+				mf.path, mf.class, a.Severity, a.DataLoss, wantClass)
 		}
 	}
 	for name, mf := range byAlert {
