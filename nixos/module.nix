@@ -39,6 +39,14 @@ let
     else if hasInfix ":" cfg.listenAddress then "[${cfg.listenAddress}]:${toString cfg.port}"
     else "${cfg.listenAddress}:${toString cfg.port}";
 
+  # The Datadog sink: the address given, else the Agent's socket when this
+  # module runs the Agent on the DogStatsD route (./datadog.nix).
+  agentSocket = cfg.datadog.agent.enable && cfg.datadog.agent.route == "dogstatsd";
+  datadogAddress =
+    if cfg.datadog.address != null then cfg.datadog.address
+    else if agentSocket then "unix://${cfg.datadog.agent.socket}"
+    else null;
+
   flags =
     [ "--web.listen-address=${listen}" ]
     ++ optional cfg.disableDefaultCollectors "--collector.disable-defaults"
@@ -53,8 +61,8 @@ let
       "--collector.diskhealth.smartctl=${cfg.diskHealth.smartctl}"
       "--collector.diskhealth.interval=${cfg.diskHealth.interval}"
     ]
-    ++ optionals (cfg.datadog.address != null) (
-      [ "--datadog.address=${cfg.datadog.address}"
+    ++ optionals (datadogAddress != null) (
+      [ "--datadog.address=${datadogAddress}"
         "--datadog.interval=${cfg.datadog.interval}" ]
       ++ map (t: "--datadog.tags=${t}") cfg.datadog.tags
       ++ optional (cfg.datadog.include != null) "--datadog.include=${cfg.datadog.include}"
@@ -69,7 +77,7 @@ let
   };
 in
 {
-  imports = [ ./monitoring.nix ];
+  imports = [ ./monitoring.nix ./datadog.nix ];
 
   options.services.panther-exporter = {
     enable = mkEnableOption "panther-exporter, the pantherOS metrics exporter (system, Btrfs, Podman, boot, Nix)";
@@ -228,7 +236,8 @@ in
         example = "127.0.0.1:8125";
         description = ''
           DogStatsD address (host:port for UDP, or unix:///path/to/dsd.socket).
-          null turns the Datadog sink off.
+          null turns the Datadog sink off, unless datadog.agent runs the
+          Agent on the dogstatsd route: then the sink sends to its socket.
         '';
       };
       interval = mkOption {
@@ -290,7 +299,9 @@ in
         ExecStart = utils.escapeSystemdExecArgs ([ (getExe cfg.package) ] ++ flags);
         Restart = "always";
         WorkingDirectory = "/tmp";
-        SupplementaryGroups = optional (cfg.podman.group != null) cfg.podman.group ++ cfg.supplementaryGroups;
+        # datadog: the group of the Agent's DogStatsD socket directory.
+        SupplementaryGroups = optional (cfg.podman.group != null) cfg.podman.group
+          ++ optional agentSocket "datadog" ++ cfg.supplementaryGroups;
       };
     };
   };

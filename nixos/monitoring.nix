@@ -15,6 +15,7 @@ let
   inherit (lib) filter hasSuffix literalExpression mkEnableOption mkIf mkOption optional types;
 
   cfg = config.services.panther-monitoring;
+  secrets = import ./secrets.nix { inherit lib; };
 
   # Every rule file of rules/prometheus (the promtool tests under
   # rules/prometheus/tests are not rule files).
@@ -87,14 +88,14 @@ in
     };
 
     pagerduty.routingKeyFile = mkOption {
-      type = types.nullOr types.str;
+      type = types.nullOr (types.either types.str types.path);
       default = null;
       example = "/run/secrets/pagerduty-routing-key";
       description = ''
-        File holding the PagerDuty Events API v2 routing key, outside the
-        Nix store (a string, not a path, so that it is never copied there).
-        Alertmanager reads it through systemd's LoadCredential. null leaves
-        Alertmanager off.
+        File holding the PagerDuty Events API v2 routing key, written at run
+        time by a secret manager (OpNix, agenix, sops-nix); a literal key or
+        a path in the Nix store is refused. Alertmanager reads it through
+        systemd's LoadCredential. null leaves Alertmanager off.
       '';
     };
 
@@ -110,11 +111,22 @@ in
         description = "Grafana's HTTP port.";
       };
       secretKeyFile = mkOption {
-        type = types.nullOr types.str;
+        type = types.nullOr (types.either types.str types.path);
         default = null;
         description = ''
-          File with Grafana's secret_key (outside the Nix store). null leaves
-          services.grafana.settings.security.secret_key to you.
+          File with Grafana's secret_key, from a secret manager (outside the
+          Nix store). null leaves services.grafana.settings.security.secret_key
+          to you.
+        '';
+      };
+      adminPasswordFile = mkOption {
+        type = types.nullOr (types.either types.str types.path);
+        default = null;
+        example = literalExpression "config.services.onepassword-secrets.secretPaths.grafanaAdminPassword";
+        description = ''
+          File with the password of Grafana's admin user, from a secret
+          manager (outside the Nix store). null leaves
+          services.grafana.settings.security.admin_password to you.
         '';
       };
     };
@@ -127,10 +139,11 @@ in
   };
 
   config = mkIf cfg.enable {
-    assertions = [{
-      assertion = cfg.pagerduty.routingKeyFile == null || !(lib.hasPrefix builtins.storeDir cfg.pagerduty.routingKeyFile);
-      message = "services.panther-monitoring.pagerduty.routingKeyFile must not be in the Nix store (it is world-readable there).";
-    }];
+    assertions = [
+      (secrets.assertion "services.panther-monitoring.pagerduty.routingKeyFile" cfg.pagerduty.routingKeyFile)
+      (secrets.assertion "services.panther-monitoring.grafana.secretKeyFile" cfg.grafana.secretKeyFile)
+      (secrets.assertion "services.panther-monitoring.grafana.adminPasswordFile" cfg.grafana.adminPasswordFile)
+    ];
 
     services.prometheus = {
       enable = true;
@@ -153,13 +166,15 @@ in
     };
 
     systemd.services.alertmanager.serviceConfig.LoadCredential =
-      mkIf (cfg.pagerduty.routingKeyFile != null) [ "pagerduty-routing-key:${cfg.pagerduty.routingKeyFile}" ];
+      mkIf (cfg.pagerduty.routingKeyFile != null) [ "pagerduty-routing-key:${toString cfg.pagerduty.routingKeyFile}" ];
 
     services.grafana = mkIf cfg.grafana.enable {
       enable = true;
       settings.server.http_addr = lib.mkDefault "0.0.0.0";
       settings.server.http_port = cfg.grafana.port;
-      settings.security.secret_key = mkIf (cfg.grafana.secretKeyFile != null) "$__file{${cfg.grafana.secretKeyFile}}";
+      # Grafana reads $__file{PATH} at start; the secret stays out of the store.
+      settings.security.secret_key = mkIf (cfg.grafana.secretKeyFile != null) "$__file{${toString cfg.grafana.secretKeyFile}}";
+      settings.security.admin_password = mkIf (cfg.grafana.adminPasswordFile != null) "$__file{${toString cfg.grafana.adminPasswordFile}}";
       provision = {
         enable = true;
         # The dashboards choose their data source with the $datasource

@@ -10,6 +10,7 @@ let
   lib = rec {
     optional = c: x: if c then [ x ] else [ ];
     optionals = c: xs: if c then xs else [ ];
+    optionalAttrs = c: a: if c then a else { };
     mapAttrsToList = f: a: map (n: f n a.${n}) (builtins.attrNames a);
     hasInfix = infix: s: builtins.match ".*${escapeRegex infix}.*" s != null;
     hasPrefix = p: s: builtins.substring 0 (builtins.stringLength p) s == p;
@@ -27,7 +28,7 @@ let
     mkDefault = x: x;
     mkIf = condition: content: { _if = condition; inherit content; };
     types = builtins.mapAttrs (_: _: x: x) { listOf = 0; enum = 0; attrsOf = 0; nullOr = 0; }
-      // { str = null; port = null; bool = null; path = null; package = null; attrs = null; };
+      // { either = a: b: a; str = null; port = null; bool = null; path = null; package = null; attrs = null; };
     fileset = {
       toSource = { root, fileset }: root;
       fileFilter = f: dir: dir;
@@ -49,34 +50,57 @@ let
   pkgs = {
     callPackage = _: _: "/nix/store/eeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee-panther-exporter";
     smartmontools = "/nix/store/ssssssssssssssssssssssssssssssss-smartmontools-7.4";
+    runtimeShell = "/nix/store/ssssssssssssssssssssssssssssssss-bash/bin/bash";
   };
+  # Option declarations of several modules under one attribute set, as the
+  # module system merges them (module.nix and datadog.nix both declare
+  # services.panther-exporter.datadog.*).
+  mergeOpts = a: b: a // builtins.mapAttrs (n: v:
+    if a ? ${n} && builtins.isAttrs v && builtins.isAttrs a.${n} && !(v ? default) && !(a.${n} ? default)
+    then mergeOpts a.${n} v else v) b;
+  orEmpty = v: if v == null then { } else v;
   utils.escapeSystemdExecArgs = args: args;
 
   exporterModule = args: import ../module.nix args;
-  exporterOpts = (exporterModule { inherit config lib pkgs utils; }).options.services.panther-exporter;
+  datadogModule = args: import ../datadog.nix args;
+  exporterOpts = mergeOpts (exporterModule { inherit config lib pkgs utils; }).options.services.panther-exporter
+    (datadogModule { inherit config lib pkgs; }).options.services.panther-exporter;
   config = {
-    services.panther-exporter = withDefaults exporterOpts exporter;
+    # Settings of options other modules declare (role, from the host roles
+    # module) pass through as given.
+    services.panther-exporter = withDefaults exporterOpts exporter // removeAttrs exporter (builtins.attrNames exporterOpts);
+    networking.hostName = "nas";
     services.panther-monitoring = withDefaults monitoringOpts monitoring;
     services.prometheus = { port = 9090; alertmanager.port = 9093; };
     virtualisation.podman.enable = podman;
   };
-  exporterConfig = resolve (exporterModule { inherit config lib pkgs utils; }).config;
+  exporterConfig = orEmpty (resolve (exporterModule { inherit config lib pkgs utils; }).config);
+  datadogConfig = orEmpty (resolve (datadogModule { inherit config lib pkgs; }).config);
 
   monitoringModule = args: import ../monitoring.nix args;
   monitoringOpts = (monitoringModule { inherit config lib pkgs; }).options.services.panther-monitoring;
-  monitoringConfig = resolve (monitoringModule { inherit config lib pkgs; }).config;
+  monitoringConfig = orEmpty (resolve (monitoringModule { inherit config lib pkgs; }).config);
 in
 {
-  argv = exporterConfig.systemd.services.panther-exporter.serviceConfig.ExecStart;
-  serviceConfig = builtins.removeAttrs exporterConfig.systemd.services.panther-exporter.serviceConfig [ "ExecStart" ];
-  firewall = exporterConfig.networking.firewall.allowedTCPPorts;
-  assertions = map (a: a.assertion) (exporterConfig.assertions ++ monitoringConfig.assertions);
-  monitoringFirewall = monitoringConfig.networking.firewall.allowedTCPPorts;
+  argv = exporterConfig.systemd.services.panther-exporter.serviceConfig.ExecStart or [ ];
+  serviceConfig = builtins.removeAttrs (exporterConfig.systemd.services.panther-exporter.serviceConfig or { }) [ "ExecStart" ];
+  firewall = exporterConfig.networking.firewall.allowedTCPPorts or null;
+  assertions = map (a: a.assertion) (exporterConfig.assertions or [ ] ++ (datadogConfig.assertions or [ ]) ++ monitoringConfig.assertions or [ ]);
+  # The messages of the assertions that fail.
+  failed = map (a: a.message) (builtins.filter (a: !a.assertion)
+    (exporterConfig.assertions or [ ] ++ (datadogConfig.assertions or [ ]) ++ monitoringConfig.assertions or [ ]));
+  datadog = {
+    agent = datadogConfig.services.datadog-agent or null;
+    serviceConfig = datadogConfig.systemd.services.datadog-agent.serviceConfig or null;
+    extraGroups = datadogConfig.users.users.datadog.extraGroups or null;
+  };
+  monitoringFirewall = monitoringConfig.networking.firewall.allowedTCPPorts or null;
   prometheus = {
-    ruleFiles = map toString monitoringConfig.services.prometheus.ruleFiles;
-    inherit (monitoringConfig.services.prometheus) scrapeConfigs;
+    ruleFiles = map toString (monitoringConfig.services.prometheus.ruleFiles or [ ]);
+    scrapeConfigs = monitoringConfig.services.prometheus.scrapeConfigs or [ ];
     alertmanagerConfig = monitoringConfig.services.prometheus.alertmanager.configText or null;
+    grafanaSecurity = monitoringConfig.services.grafana.settings.security or null;
   };
   loadCredential = monitoringConfig.systemd.services.alertmanager.serviceConfig.LoadCredential or null;
-  dashboards = map (p: toString p.options.path) monitoringConfig.services.grafana.provision.dashboards.settings.providers;
+  dashboards = map (p: toString p.options.path) (monitoringConfig.services.grafana.provision.dashboards.settings.providers or [ ]);
 }

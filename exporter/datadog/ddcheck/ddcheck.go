@@ -254,3 +254,39 @@ func collect(v reflect.Value, out *[]string) {
 		}
 	}
 }
+
+// OpenMetricsNamespace is the namespace of the Agent's OpenMetrics check
+// that scrapes /metrics instead of the DogStatsD sink (nixos/datadog.nix).
+const OpenMetricsNamespace = "panther"
+
+// OpenMetricsMetrics returns the metrics list of that check: each metric the
+// sink sends with its defaults, as the check sees it (a counter's family
+// name without _total), renamed to the sink's DogStatsD name without the
+// namespace, so both routes give the same names (a counter gains the
+// check's ".count" suffix). Sorted by Prometheus name.
+func OpenMetricsMetrics() []map[string]string {
+	include := regexp.MustCompile(datadog.DefaultInclude)
+	exclude := regexp.MustCompile(datadog.DefaultExclude)
+	seen := map[string]string{}
+	for _, m := range collector.Catalog() {
+		if !include.MatchString(m.Name) || exclude.MatchString(m.Name) {
+			continue
+		}
+		counter := m.Type == prometheus.CounterValue
+		family := m.Name
+		if counter {
+			family = strings.TrimSuffix(family, "_total")
+		}
+		seen[family] = strings.TrimPrefix(datadog.Name(m.Name, counter), OpenMetricsNamespace+".")
+	}
+	names := make([]string, 0, len(seen))
+	for n := range seen {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	out := make([]map[string]string, 0, len(names))
+	for _, n := range names {
+		out = append(out, map[string]string{n: seen[n]})
+	}
+	return out
+}
