@@ -81,12 +81,12 @@ type monitorFile struct {
 // handleRe finds a notification handle (@pagerduty-x, @slack-y, @user@host).
 var handleRe = regexp.MustCompile(`@[A-Za-z][A-Za-z0-9_.-]*`)
 
-// isMatchRe finds Datadog's {{#is_match "role.name" "a" ...}}...{{/is_match}}
-// and its negation {{^is_match ...}}.
-var isMatchRe = regexp.MustCompile(`(?s)\{\{([#^])is_match "role\.name"((?: "[^"]*")+)\}\}(.*?)\{\{/is_match\}\}`)
+// isMatchRe finds Datadog's {{#is_exact_match "role.name" "a" ...}}...
+// {{/is_exact_match}} and its negation {{^is_exact_match ...}}.
+var isMatchRe = regexp.MustCompile(`(?s)\{\{([#^])is_exact_match "role\.name"((?: "[^"]*")+)\}\}(.*?)\{\{/is_exact_match\}\}`)
 
 // notifiedFor returns what a message sends to a group whose role tag is
-// role, outside the alert-state blocks: the is_match blocks evaluated.
+// role, outside the alert-state blocks: the is_exact_match blocks evaluated.
 func notifiedFor(msg, role string) string {
 	msg = isMatchRe.ReplaceAllStringFunc(msg, func(b string) string {
 		m := isMatchRe.FindStringSubmatch(b)

@@ -130,12 +130,13 @@ func GroupsByRole(query string) bool {
 
 // Expand replaces every {{panther.notify.CLASS}} of a monitor message by
 // the handles of that class. When the roles have different handles and the
-// query is grouped by role, each role's handles go in an
-// {{#is_match "role.name" ...}} block, and a group without a known role gets
-// the server's handles (a missing role tag must not silence a page). When
-// the query is not grouped by role, the server's handles are used.
-// Recoveries reach the same handles: is_match depends on the group's tags,
-// not on the alert state.
+// query is grouped by role, the workstation's handles go in an
+// {{#is_exact_match "role.name" "workstation"}} block and the server's in
+// its negation, so a group without a known role gets the server's handles
+// (a missing role tag must not silence a page). When the query is not
+// grouped by role, the server's handles are used. Recoveries reach the same
+// handles: is_exact_match depends on the group's tags, not on the alert
+// state.
 func (n Notify) Expand(message, query string) (string, error) {
 	var err error
 	byRole := GroupsByRole(query)
@@ -150,9 +151,8 @@ func (n Notify) Expand(message, query string) (string, error) {
 		if server == ws || !byRole {
 			return server
 		}
-		return fmt.Sprintf(`{{#is_match "role.name" "server"}}%s{{/is_match}}`+
-			`{{#is_match "role.name" "workstation"}}%s{{/is_match}}`+
-			`{{^is_match "role.name" "server" "workstation"}}%s{{/is_match}}`, server, ws, server)
+		return fmt.Sprintf(`{{#is_exact_match "role.name" "workstation"}}%s{{/is_exact_match}}`+
+			`{{^is_exact_match "role.name" "workstation"}}%s{{/is_exact_match}}`, ws, server)
 	})
 	return out, err
 }
