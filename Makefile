@@ -18,7 +18,7 @@ ADDR ?= :9567
 FUZZTIME ?= 20s
 BENCHTIME ?= 1s
 
-.PHONY: all build run test install fresh-check unit e2e lint bench fuzz docs dashboards rules stack clean nix-vendor-hash
+.PHONY: all build run test install fresh-check unit e2e lint bench fuzz docs dashboards rules stack clean nix-vendor-hash datadog-plan datadog-apply
 
 all: build
 
@@ -73,6 +73,13 @@ fuzz:
 	    echo "fuzz $$pkg $$f"; go test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
 	  done; \
 	done
+
+# The Datadog monitors and dashboards into an organisation (docs/datadog.md):
+# plan shows what apply would change. DATADOG_ARGS: key files and site, e.g.
+#   DATADOG_ARGS="--api-key-file=/run/opnix/dd-api --app-key-file=/run/opnix/dd-app --site=datadoghq.eu"
+DATADOG_NOTIFY ?= rules/datadog/notify.yaml
+datadog-plan datadog-apply: datadog-%:
+	go run ./rules/datadog/cmd/panther-datadog $* --notify-config=$(DATADOG_NOTIFY) $(DATADOG_ARGS)
 
 # docs/metrics.md is generated from the metric catalog of the code.
 docs:
