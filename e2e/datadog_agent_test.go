@@ -30,7 +30,11 @@ func TestDatadogAgentSocket(t *testing.T) {
 		"--arg", "exporter", `{ enable = true; datadog.agent = { enable = true; apiKeyFile = "/run/opnix/dd"; }; }`,
 		"--arg", "monitoring", `{ enable = false; }`, "--arg", "podman", "false").Output()
 	if err != nil {
-		t.Fatalf("nix-instantiate --eval ../nixos/testdata/eval.nix: %v", err)
+		var stderr []byte
+		if ee, ok := err.(*exec.ExitError); ok {
+			stderr = ee.Stderr
+		}
+		t.Fatalf("nix-instantiate --eval ../nixos/testdata/eval.nix: %v\n%s", err, stderr)
 	}
 	var mod struct {
 		Argv          []string
