@@ -260,10 +260,10 @@ func collect(v reflect.Value, out *[]string) {
 const OpenMetricsNamespace = "panther"
 
 // OpenMetricsMetrics returns the metrics list of that check: each metric the
-// sink sends with its defaults, as the check sees it (a counter's family
-// name without _total), renamed to the sink's DogStatsD name without the
-// namespace, so both routes give the same names (a counter gains the
-// check's ".count" suffix). Sorted by Prometheus name.
+// sink sends with its defaults (a counter with and without _total, as the
+// check may name its family either way), renamed to the sink's DogStatsD
+// name without the namespace, so both routes give the same names (a counter
+// gains the check's ".count" suffix). Sorted by Prometheus name.
 func OpenMetricsMetrics() []map[string]string {
 	include := regexp.MustCompile(datadog.DefaultInclude)
 	exclude := regexp.MustCompile(datadog.DefaultExclude)
@@ -273,11 +273,13 @@ func OpenMetricsMetrics() []map[string]string {
 			continue
 		}
 		counter := m.Type == prometheus.CounterValue
-		family := m.Name
+		dd := strings.TrimPrefix(datadog.Name(m.Name, counter), OpenMetricsNamespace+".")
+		seen[m.Name] = dd
 		if counter {
-			family = strings.TrimSuffix(family, "_total")
+			// The check's parser names a counter family without _total;
+			// both spellings are listed, so either way it matches once.
+			seen[strings.TrimSuffix(m.Name, "_total")] = dd
 		}
-		seen[family] = strings.TrimPrefix(datadog.Name(m.Name, counter), OpenMetricsNamespace+".")
 	}
 	names := make([]string, 0, len(seen))
 	for n := range seen {
