@@ -171,12 +171,13 @@ in
       apiKeyFile = if agent.apiKeyFile == null then null else toString agent.apiKeyFile;
       inherit (agent) site hostname;
       inherit tags;
-      # Merged into datadog.yaml.
-      extraConfig = {
-        logs_enabled = agent.logs.enable;
-      } // optionalAttrs dogstatsd {
+      # Merged into datadog.yaml. (extraConfig is types.attrs: definitions
+      # from several modules are merged shallowly, so only keys this module
+      # means to set are set; logs_enabled is left alone when logs are off.)
+      extraConfig = optionalAttrs dogstatsd {
         dogstatsd_socket = agent.socket;
       } // optionalAttrs agent.logs.enable {
+        logs_enabled = true;
         # Where the Agent keeps its place in the journal (its default,
         # /opt/datadog-agent/run, does not exist on NixOS).
         logs_config.run_path = "/var/lib/datadog-agent";

@@ -73,7 +73,7 @@ func TestDatadogAgentEval(t *testing.T) {
 		"tags":   []any{"role:server", "instance:nas", "env:prod"},
 		"checks": map[string]any{},
 		// datadog.yaml: DogStatsD on the socket, no logs.
-		"extraConfig": map[string]any{"dogstatsd_socket": "/run/datadog/dsd.socket", "logs_enabled": false},
+		"extraConfig": map[string]any{"dogstatsd_socket": "/run/datadog/dsd.socket"},
 	} {
 		if !reflect.DeepEqual(a[k], want) {
 			t.Errorf("services.datadog-agent.%s = %#v, want %#v", k, a[k], want)
