@@ -2,7 +2,6 @@ package btrfs
 
 import (
 	"bufio"
-	"context"
 	"encoding/binary"
 	"fmt"
 	"os"
@@ -13,10 +12,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	dto "github.com/prometheus/client_model/go"
-
 	"github.com/pantheros/monitoring/exporter/collector"
+	"github.com/pantheros/monitoring/exporter/collector/collectortest"
 )
 
 // The fixtures under testdata/ were copied from the sysfs of a real raid1
@@ -28,61 +25,6 @@ import (
 // root-tree-search.bin (the item count, then the buffer of one
 // BTRFS_IOC_TREE_SEARCH_V2 over the root tree).
 const fixUUID = "fa1e79db-cd0c-419c-8e68-2fd254b17d8a"
-
-type sample struct {
-	labels map[string]string
-	value  float64
-}
-
-// collect runs Update and returns the samples by metric name.
-func collect(t *testing.T, b *Btrfs) (map[string][]sample, error) {
-	t.Helper()
-	ch := make(chan prometheus.Metric, 1000)
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	err := b.Update(ctx, ch)
-	close(ch)
-	out := map[string][]sample{}
-	for m := range ch {
-		var pb dto.Metric
-		if werr := m.Write(&pb); werr != nil {
-			t.Fatal(werr)
-		}
-		name := regexp.MustCompile(`fqName: "([^"]+)"`).FindStringSubmatch(m.Desc().String())[1]
-		s := sample{labels: map[string]string{}}
-		for _, l := range pb.Label {
-			s.labels[l.GetName()] = l.GetValue()
-		}
-		switch {
-		case pb.Gauge != nil:
-			s.value = pb.Gauge.GetValue()
-		case pb.Counter != nil:
-			s.value = pb.Counter.GetValue()
-		}
-		out[name] = append(out[name], s)
-	}
-	return out, err
-}
-
-func value(t *testing.T, got map[string][]sample, name string, want map[string]string) float64 {
-	t.Helper()
-	var found []float64
-	for _, s := range got[name] {
-		ok := true
-		for k, v := range want {
-			if s.labels[k] != v {
-				ok = false
-			}
-		}
-		if ok {
-			found = append(found, s.value)
-		}
-	}
-	if len(found) != 1 {
-		t.Fatalf("%s%v: %d series, want 1 (all: %v)", name, want, len(found), got[name])
-	}
-	return found[0]
-}
 
 func newFixture(t *testing.T, sys, root string) *Btrfs {
 	t.Helper()
@@ -132,10 +74,20 @@ func usage(t *testing.T, path string) (overall map[string]uint64, prof map[strin
 	return overall, prof
 }
 
+// TestGolden pins everything the collector exports for the fixture
+// filesystem; TestFixtureMatchesBtrfsProgs says why the figures are right.
+func TestGolden(t *testing.T) {
+	got := collectortest.Collect(t, newFixture(t, "testdata/sys", "testdata/root"))
+	if got.Err != nil {
+		t.Fatalf("Update: %v", got.Err)
+	}
+	got.Golden(t, "testdata/btrfs.prom")
+}
+
 func TestFixtureMatchesBtrfsProgs(t *testing.T) {
 	b := newFixture(t, "testdata/sys", "testdata/root")
-	got, err := collect(t, b)
-	if err != nil {
+	got := collectortest.Collect(t, b)
+	if err := got.Err; err != nil {
 		t.Fatalf("Update: %v", err)
 	}
 	u := map[string]string{"uuid": fixUUID}
@@ -146,10 +98,10 @@ func TestFixtureMatchesBtrfsProgs(t *testing.T) {
 	for k, su := range prof {
 		typ, p, _ := strings.Cut(k, "/")
 		l := map[string]string{"uuid": fixUUID, "block_group_type": typ, "profile": p}
-		if v := value(t, got, "panther_btrfs_size_bytes", l); v != float64(su[0]) {
+		if v := got.Value(t, "panther_btrfs_size_bytes", l); v != float64(su[0]) {
 			t.Errorf("size %s = %v, btrfs says %d", k, v, su[0])
 		}
-		if v := value(t, got, "panther_btrfs_used_bytes", l); v != float64(su[1]) {
+		if v := got.Value(t, "panther_btrfs_used_bytes", l); v != float64(su[1]) {
 			t.Errorf("used %s = %v, btrfs says %d", k, v, su[1])
 		}
 	}
@@ -166,31 +118,31 @@ func TestFixtureMatchesBtrfsProgs(t *testing.T) {
 		if !ok {
 			t.Fatalf("usage fixture lacks %q", key)
 		}
-		if v := value(t, got, metric, u); v != float64(want) {
+		if v := got.Value(t, metric, u); v != float64(want) {
 			t.Errorf("%s = %v, btrfs says %d", metric, v, want)
 		}
 	}
 	var devTotal float64
-	for _, s := range got["panther_btrfs_device_size_bytes"] {
-		devTotal += s.value
+	for _, s := range got.Series("panther_btrfs_device_size_bytes", nil) {
+		devTotal += s.Value
 	}
 	if devTotal != float64(overall["Device size"]) {
 		t.Errorf("device sizes sum to %v, btrfs says %d", devTotal, overall["Device size"])
 	}
-	if v := value(t, got, "panther_btrfs_info", map[string]string{"uuid": fixUUID, "label": "pantherfix"}); v != 1 {
+	if v := got.Value(t, "panther_btrfs_info", map[string]string{"uuid": fixUUID, "label": "pantherfix"}); v != 1 {
 		t.Errorf("info = %v", v)
 	}
 	// Two devices, five counters each; no device name without a mount.
-	if n := len(got["panther_btrfs_device_errors_total"]); n != 10 {
+	if n := len(got.Series("panther_btrfs_device_errors_total", nil)); n != 10 {
 		t.Errorf("device error series: %d, want 10", n)
 	}
-	if v := value(t, got, "panther_btrfs_device_errors_total", map[string]string{"device": "devid2", "type": "corruption"}); v != 0 {
+	if v := got.Value(t, "panther_btrfs_device_errors_total", map[string]string{"device": "devid2", "type": "corruption"}); v != 0 {
 		t.Errorf("corruption errors = %v", v)
 	}
-	if v := value(t, got, "panther_btrfs_subvolume_scan_success", u); v != 0 {
+	if v := got.Value(t, "panther_btrfs_subvolume_scan_success", u); v != 0 {
 		t.Errorf("scan success without a mount table = %v, want 0", v)
 	}
-	if _, ok := got["panther_btrfs_subvolumes"]; ok {
+	if got.Has("panther_btrfs_subvolumes") {
 		t.Error("subvolume count exported without a walk")
 	}
 
@@ -206,12 +158,12 @@ func TestFixtureMatchesBtrfsProgs(t *testing.T) {
 			progs[k] = n
 		}
 	}
-	if v := value(t, got, "panther_btrfs_scrub_bytes", u); v != progs["data_bytes_scrubbed"]+progs["tree_bytes_scrubbed"] {
+	if v := got.Value(t, "panther_btrfs_scrub_bytes", u); v != progs["data_bytes_scrubbed"]+progs["tree_bytes_scrubbed"] {
 		t.Errorf("scrub bytes = %v, btrfs says %v", v, progs["data_bytes_scrubbed"]+progs["tree_bytes_scrubbed"])
 	}
 	for _, k := range scrubErrorKinds {
 		typ := strings.TrimSuffix(k, "_errors")
-		if v := value(t, got, "panther_btrfs_scrub_errors", map[string]string{"uuid": fixUUID, "type": typ}); v != progs[k] {
+		if v := got.Value(t, "panther_btrfs_scrub_errors", map[string]string{"uuid": fixUUID, "type": typ}); v != progs[k] {
 			t.Errorf("scrub %s = %v, btrfs says %v", k, v, progs[k])
 		}
 	}
@@ -220,10 +172,10 @@ func TestFixtureMatchesBtrfsProgs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if v := value(t, got, "panther_btrfs_scrub_last_finished_timestamp_seconds", u); v != float64(started.Unix()) {
+	if v := got.Value(t, "panther_btrfs_scrub_last_finished_timestamp_seconds", u); v != float64(started.Unix()) {
 		t.Errorf("scrub finished = %v, btrfs says started %v after 0 s", v, started.Unix())
 	}
-	if v := value(t, got, "panther_btrfs_scrub_running", u); v != 0 {
+	if v := got.Value(t, "panther_btrfs_scrub_running", u); v != 0 {
 		t.Errorf("running = %v", v)
 	}
 }
@@ -352,7 +304,7 @@ func TestGarbledFilesNameTheFile(t *testing.T) {
 			if err := os.WriteFile(p, []byte(tc.content), 0o644); err != nil {
 				t.Fatal(err)
 			}
-			_, err := collect(t, newFixture(t, sys, "testdata/root"))
+			err := collectortest.Collect(t, newFixture(t, sys, "testdata/root")).Err
 			if err == nil || !strings.Contains(err.Error(), p) {
 				t.Fatalf("error %v does not name %s", err, p)
 			}
@@ -365,13 +317,13 @@ func TestGarbledFilesNameTheFile(t *testing.T) {
 		if err := os.WriteFile(p, raw[:len(raw)/2], 0o644); err != nil {
 			t.Fatal(err)
 		}
-		got, err := collect(t, newFixture(t, "testdata/sys", root))
-		if err == nil || !strings.Contains(err.Error(), p) {
+		got := collectortest.Collect(t, newFixture(t, "testdata/sys", root))
+		if err := got.Err; err == nil || !strings.Contains(err.Error(), p) {
 			t.Fatalf("error %v does not name %s", err, p)
 		}
 		// The rest of the filesystem's figures are still there.
-		if len(got["panther_btrfs_used_bytes"]) != 3 {
-			t.Errorf("used bytes missing after a scrub status error: %v", got["panther_btrfs_used_bytes"])
+		if len(got.Series("panther_btrfs_used_bytes", nil)) != 3 {
+			t.Errorf("used bytes missing after a scrub status error: %v", got.Series("panther_btrfs_used_bytes", nil))
 		}
 	})
 }
@@ -394,19 +346,19 @@ func TestUnmountedWhileReadingDropsOut(t *testing.T) {
 		}
 		return orig(dir)
 	}
-	got, err := collect(t, newFixture(t, sys, "testdata/root"))
-	if err != nil {
+	got := collectortest.Collect(t, newFixture(t, sys, "testdata/root"))
+	if err := got.Err; err != nil {
 		t.Fatalf("Update: %v", err)
 	}
-	if n := len(got["panther_btrfs_info"]); n != 1 {
+	if n := len(got.Series("panther_btrfs_info", nil)); n != 1 {
 		t.Errorf("info series: %d, want only the mounted filesystem", n)
 	}
 }
 
 func TestNoBtrfs(t *testing.T) {
-	got, err := collect(t, newFixture(t, t.TempDir(), t.TempDir()))
-	if err != nil || len(got) != 0 {
-		t.Fatalf("without /sys/fs/btrfs: %v %v", got, err)
+	got := collectortest.Collect(t, newFixture(t, t.TempDir(), t.TempDir()))
+	if err := got.Err; err != nil || len(got.Families) != 0 {
+		t.Fatalf("without /sys/fs/btrfs: %v %v", got.Names(), err)
 	}
 }
 
@@ -434,15 +386,15 @@ func TestScrubRunning(t *testing.T) {
 	if err := os.WriteFile(p, []byte("scrub status:1\n"+fixUUID+":1"+line+fixUUID+":2"+line), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	got, err := collect(t, newFixture(t, "testdata/sys", root))
-	if err != nil {
+	got := collectortest.Collect(t, newFixture(t, "testdata/sys", root))
+	if err := got.Err; err != nil {
 		t.Fatal(err)
 	}
-	if v := value(t, got, "panther_btrfs_scrub_running", map[string]string{"uuid": fixUUID}); v != 1 {
+	if v := got.Value(t, "panther_btrfs_scrub_running", map[string]string{"uuid": fixUUID}); v != 1 {
 		t.Errorf("running = %v", v)
 	}
 	for _, m := range []string{"panther_btrfs_scrub_last_finished_timestamp_seconds", "panther_btrfs_scrub_errors", "panther_btrfs_scrub_bytes"} {
-		if len(got[m]) != 0 {
+		if len(got.Series(m, nil)) != 0 {
 			t.Errorf("%s exported while the first scrub runs", m)
 		}
 	}
