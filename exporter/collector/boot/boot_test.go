@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/pantheros/monitoring/exporter/collector"
+	"github.com/pantheros/monitoring/exporter/collector/collectortest"
 )
 
 func TestNewRejectsBadFlags(t *testing.T) {
@@ -50,20 +51,13 @@ func TestUpdateWithoutBus(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer b.Close()
-	run := func() (int, error) {
-		ch := make(chan prometheus.Metric, 1000)
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
-		err := b.Update(ctx, ch)
-		close(ch)
-		return len(ch), err
+	run := func() collectortest.Result { return collectortest.Collect(t, b) }
+	got := run()
+	if got.Err == nil || !strings.Contains(got.Err.Error(), addr) {
+		t.Fatalf("err = %v, want one naming %s", got.Err, addr)
 	}
-	n, err := run()
-	if err == nil || !strings.Contains(err.Error(), addr) {
-		t.Fatalf("err = %v, want one naming %s", err, addr)
-	}
-	if n != 0 {
-		t.Fatalf("sent %d metrics without a bus", n)
+	if len(got.Families) != 0 {
+		t.Fatalf("sent %v without a bus", got.Names())
 	}
 	base := runtime.NumGoroutine()
 	for range 50 {
@@ -75,5 +69,29 @@ func TestUpdateWithoutBus(t *testing.T) {
 	}
 	if g := runtime.NumGoroutine(); g > base {
 		t.Fatalf("goroutines grew from %d to %d", base, g)
+	}
+}
+
+// updateFunc adapts a function to collector.Collector.
+type updateFunc func(ctx context.Context, ch chan<- prometheus.Metric) error
+
+func (f updateFunc) Update(ctx context.Context, ch chan<- prometheus.Metric) error { return f(ctx, ch) }
+
+// TestBootGolden pins what a scrape exports of each machine's boot
+// timestamps (the fixtures of TestAnalyzeMachines, as the manager's GetAll
+// returns them), default.target reached 1.5 s after userspace started.
+func TestBootGolden(t *testing.T) {
+	for _, fixture := range []string{"laptop", "server-252", "container", "soft-reboot", "booting"} {
+		t.Run(fixture, func(t *testing.T) {
+			raw, _ := ParseBootTimes(loadProps(t, fixture+".json"))
+			st := &bootState{analysis: Analyze(raw)}
+			st.defTgt, st.defOK = st.analysis.DefaultTargetReached(raw.Userspace + 1500000)
+			b := &Boot{boot: st}
+			got := collectortest.Collect(t, updateFunc(func(_ context.Context, ch chan<- prometheus.Metric) error {
+				b.sendBoot(ch)
+				return nil
+			}))
+			got.Golden(t, "testdata/"+fixture+".prom")
+		})
 	}
 }
