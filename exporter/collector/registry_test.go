@@ -13,7 +13,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	dto "github.com/prometheus/client_model/go"
+
+	"github.com/pantheros/monitoring/exporter/collector/collectortest"
 )
 
 var testMetric = Gauge("test", "test_value", "A value for registry tests.", "kind")
@@ -23,32 +24,6 @@ type funcCollector func(context.Context, chan<- prometheus.Metric) error
 
 func (f funcCollector) Update(ctx context.Context, ch chan<- prometheus.Metric) error {
 	return f(ctx, ch)
-}
-
-func gather(t *testing.T, r *Registry) map[string][]*dto.Metric {
-	t.Helper()
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(r)
-	fams, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := map[string][]*dto.Metric{}
-	for _, f := range fams {
-		out[f.GetName()] = f.Metric
-	}
-	return out
-}
-
-func valueFor(ms []*dto.Metric, label, value string) (float64, bool) {
-	for _, m := range ms {
-		for _, l := range m.Label {
-			if l.GetName() == label && l.GetValue() == value {
-				return m.GetGauge().GetValue(), true
-			}
-		}
-	}
-	return 0, false
 }
 
 func newLogger(buf *bytes.Buffer) *slog.Logger {
@@ -79,17 +54,17 @@ func TestFailingCollectorDoesNotFailScrape(t *testing.T) {
 			return errors.New("/sys/fs/btrfs/x/allocation: garbled")
 		})},
 	)
-	got := gather(t, r)
-	if v, ok := valueFor(got["panther_scrape_collector_success"], "collector", "good"); !ok || v != 1 {
+	got := collectortest.GatherCollector(t, r)
+	if v, ok := got.Lookup("panther_scrape_collector_success", map[string]string{"collector": "good"}); !ok || v != 1 {
 		t.Errorf("good success = %v, %v", v, ok)
 	}
-	if v, ok := valueFor(got["panther_scrape_collector_success"], "collector", "bad"); !ok || v != 0 {
+	if v, ok := got.Lookup("panther_scrape_collector_success", map[string]string{"collector": "bad"}); !ok || v != 0 {
 		t.Errorf("bad success = %v, %v", v, ok)
 	}
-	if _, ok := valueFor(got["panther_test_value"], "kind", "partial"); !ok {
+	if _, ok := got.Lookup("panther_test_value", map[string]string{"kind": "partial"}); !ok {
 		t.Error("metrics sent before the error were dropped")
 	}
-	if _, ok := valueFor(got["panther_scrape_collector_duration_seconds"], "collector", "bad"); !ok {
+	if _, ok := got.Lookup("panther_scrape_collector_duration_seconds", map[string]string{"collector": "bad"}); !ok {
 		t.Error("no duration for the failing collector")
 	}
 }
@@ -106,15 +81,15 @@ func TestErrorLoggedOncePerChange(t *testing.T) {
 			return nil
 		})})
 	for i := 0; i < 5; i++ {
-		gather(t, r)
+		collectortest.GatherCollector(t, r)
 	}
 	fail.Store("second")
 	for i := 0; i < 5; i++ {
-		gather(t, r)
+		collectortest.GatherCollector(t, r)
 	}
 	fail.Store("")
 	for i := 0; i < 5; i++ {
-		gather(t, r)
+		collectortest.GatherCollector(t, r)
 	}
 	out := logs.String()
 	if n := strings.Count(out, "collector failed"); n != 2 {
@@ -144,14 +119,14 @@ func TestStuckCollectorTimesOutWithoutPilingUp(t *testing.T) {
 	before := runtime.NumGoroutine()
 	for i := 0; i < 20; i++ {
 		start := time.Now()
-		got := gather(t, r)
+		got := collectortest.GatherCollector(t, r)
 		if d := time.Since(start); d > 2*time.Second {
 			t.Fatalf("scrape took %s with a 50ms collector timeout", d)
 		}
-		if v, ok := valueFor(got["panther_scrape_collector_success"], "collector", "stuck"); !ok || v != 0 {
+		if v, ok := got.Lookup("panther_scrape_collector_success", map[string]string{"collector": "stuck"}); !ok || v != 0 {
 			t.Fatalf("stuck success = %v, %v", v, ok)
 		}
-		if _, ok := valueFor(got["panther_test_value"], "kind", "fine"); !ok {
+		if _, ok := got.Lookup("panther_test_value", map[string]string{"kind": "fine"}); !ok {
 			t.Fatal("the healthy collector's metrics are missing")
 		}
 	}
@@ -165,8 +140,8 @@ func TestStuckCollectorTimesOutWithoutPilingUp(t *testing.T) {
 	// Once it returns, the next scrape runs it afresh and it succeeds.
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		got := gather(t, r)
-		if v, _ := valueFor(got["panther_scrape_collector_success"], "collector", "stuck"); v == 1 {
+		got := collectortest.GatherCollector(t, r)
+		if v, _ := got.Lookup("panther_scrape_collector_success", map[string]string{"collector": "stuck"}); v == 1 {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -186,8 +161,8 @@ func TestPanickingCollectorIsAFailureNotACrash(t *testing.T) {
 			m["x"] = 1
 			return nil
 		})})
-	got := gather(t, r)
-	if v, ok := valueFor(got["panther_scrape_collector_success"], "collector", "panicky"); !ok || v != 0 {
+	got := collectortest.GatherCollector(t, r)
+	if v, ok := got.Lookup("panther_scrape_collector_success", map[string]string{"collector": "panicky"}); !ok || v != 0 {
 		t.Errorf("success = %v, %v", v, ok)
 	}
 	if s := r.Statuses()[0].LastError; !strings.Contains(s, "panic") {
@@ -240,7 +215,7 @@ func TestConcurrentScrapesShareARun(t *testing.T) {
 	var wg sync.WaitGroup
 	for i := 0; i < 10; i++ {
 		wg.Add(1)
-		go func() { defer wg.Done(); gather(t, r) }()
+		go func() { defer wg.Done(); collectortest.GatherCollector(t, r) }()
 	}
 	// Release the run only once every scrape waits on it.
 	deadline := time.Now().Add(5 * time.Second)
