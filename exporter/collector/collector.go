@@ -1,6 +1,10 @@
-// Package collector holds the registry that every panther-exporter collector
-// plugs into: the interface a collector meets, its on/off flags, the
-// per-collector deadline and the scrape meta-metrics.
+// Package collector is what every panther-exporter collector plugs into: the
+// interface a collector meets, Register (the factories collectors add from
+// init, with their on/off flags), the Scraper that runs the enabled ones on
+// each scrape under a per-collector deadline, and the scrape meta-metrics.
+//
+// "Registry" in this repository means only prometheus.Registry; the
+// collectors' own list is the registrations, the runner is the Scraper.
 package collector
 
 import (
@@ -65,15 +69,15 @@ type registration struct {
 }
 
 var (
-	registryMu    sync.Mutex
+	registrationsMu    sync.Mutex
 	registrations = map[string]*registration{}
 )
 
 // Register adds a collector under name, with its --collector.<name> flag.
 // Collector packages call it from init.
 func Register(name string, defaultEnabled bool, factory Factory) {
-	registryMu.Lock()
-	defer registryMu.Unlock()
+	registrationsMu.Lock()
+	defer registrationsMu.Unlock()
 	if _, dup := registrations[name]; dup {
 		panic("collector registered twice: " + name)
 	}
@@ -92,8 +96,8 @@ func Register(name string, defaultEnabled bool, factory Factory) {
 
 // Names lists every registered collector, sorted.
 func Names() []string {
-	registryMu.Lock()
-	defer registryMu.Unlock()
+	registrationsMu.Lock()
+	defer registrationsMu.Unlock()
 	names := make([]string, 0, len(registrations))
 	for n := range registrations {
 		names = append(names, n)
@@ -105,8 +109,8 @@ func Names() []string {
 // DisableDefaults turns off every collector not named explicitly on the
 // command line, as --collector.disable-defaults asks.
 func DisableDefaults() {
-	registryMu.Lock()
-	defer registryMu.Unlock()
+	registrationsMu.Lock()
+	defer registrationsMu.Unlock()
 	for _, r := range registrations {
 		if !r.explicit {
 			*r.enabled = false
@@ -118,8 +122,8 @@ func DisableDefaults() {
 // given, so that --collector.disable-defaults leaves it on. A collector's
 // own flag action uses it (a textfile directory implies the textfile collector).
 func EnableExplicitly(name string) {
-	registryMu.Lock()
-	defer registryMu.Unlock()
+	registrationsMu.Lock()
+	defer registrationsMu.Unlock()
 	if r, ok := registrations[name]; ok {
 		*r.enabled = true
 		r.explicit = true
@@ -128,30 +132,28 @@ func EnableExplicitly(name string) {
 
 // Enabled reports whether the named collector is switched on.
 func Enabled(name string) bool {
-	registryMu.Lock()
-	defer registryMu.Unlock()
+	registrationsMu.Lock()
+	defer registrationsMu.Unlock()
 	r, ok := registrations[name]
 	return ok && *r.enabled
 }
 
-// Build constructs every enabled collector and wraps them in a Registry.
-func Build(cfg Config, opts Options) (*Registry, error) {
+// Build constructs every enabled collector and wraps them in a Scraper.
+// Each factory gets cfg whole, with a logger naming the collector.
+func Build(cfg Config, opts Options) (*Scraper, error) {
 	var built []Named
 	var failed []string
 	for _, name := range Names() {
-		registryMu.Lock()
+		registrationsMu.Lock()
 		r := registrations[name]
 		on := *r.enabled
-		registryMu.Unlock()
+		registrationsMu.Unlock()
 		if !on {
 			continue
 		}
-		c, err := r.factory(Config{
-			Logger:   cfg.Logger.With("collector", name),
-			ProcPath: cfg.ProcPath,
-			SysPath:  cfg.SysPath,
-			RootPath: cfg.RootPath,
-		})
+		own := cfg
+		own.Logger = cfg.Logger.With("collector", name)
+		c, err := r.factory(own)
 		if err != nil {
 			failed = append(failed, fmt.Sprintf("%s: %v", name, err))
 			continue
@@ -161,5 +163,5 @@ func Build(cfg Config, opts Options) (*Registry, error) {
 	if len(failed) > 0 {
 		return nil, fmt.Errorf("cannot start collectors: %s", strings.Join(failed, "; "))
 	}
-	return NewRegistry(cfg.Logger, opts, built...), nil
+	return NewScraper(cfg.Logger, opts, built...), nil
 }

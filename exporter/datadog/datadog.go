@@ -1,5 +1,5 @@
 // Package datadog is the DogStatsD sink of panther-exporter: every interval
-// it gathers the same registry that /metrics serves and sends it to a
+// it gathers the same prometheus.Gatherers that /metrics serves and sends it to a
 // Datadog Agent with github.com/DataDog/datadog-go/v5. It never calls a
 // collector itself: one collection, two outputs.
 //

@@ -41,7 +41,7 @@ var (
 )
 
 // Describe sends nothing: the sink is an unchecked collector, like the
-// collector registry.
+// collectors' Scraper.
 func (s *Sink) Describe(chan<- *prometheus.Desc) {}
 
 // Collect reads counters only; it never waits for a flush.

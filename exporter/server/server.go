@@ -21,7 +21,7 @@ import (
 // Config is what the handler needs to know.
 type Config struct {
 	Logger        *slog.Logger
-	Registry      *collector.Registry
+	Scraper       *collector.Scraper
 	Exporter      prometheus.Gatherer // go, process, build info and sink metrics
 	TelemetryPath string
 	MaxRequests   int      // concurrent scrapes; beyond it, 503
@@ -62,7 +62,7 @@ type metricsHandler struct{ cfg Config }
 
 func (h *metricsHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	reg, err := h.cfg.Registry.Filter(q["collect[]"], q["exclude[]"])
+	reg, err := h.cfg.Scraper.Filter(q["collect[]"], q["exclude[]"])
 	if err != nil {
 		http.Error(w, "Couldn't create filtered metrics handler: "+err.Error(), http.StatusBadRequest)
 		return
@@ -92,7 +92,7 @@ type statusRow struct{ Name, State, Class, LastRun string }
 
 func (h *landingHandler) rows() []statusRow {
 	enabled := map[string]collector.Status{}
-	for _, s := range h.cfg.Registry.Statuses() {
+	for _, s := range h.cfg.Scraper.Statuses() {
 		enabled[s.Name] = s
 	}
 	var rows []statusRow

@@ -70,11 +70,11 @@ func run() error {
 
 	cfg, opts := collector.FromFlags()
 	cfg.Logger = logger
-	registry, err := collector.Build(cfg, opts)
+	scraper, err := collector.Build(cfg, opts)
 	if err != nil {
 		return err
 	}
-	logger.Info("Starting panther-exporter", "version", version.Info(), "collectors", registry.Names())
+	logger.Info("Starting panther-exporter", "version", version.Info(), "collectors", scraper.Names())
 
 	exporterMetrics := prometheus.NewRegistry()
 	exporterMetrics.MustRegister(
@@ -91,9 +91,9 @@ func run() error {
 	if ddOpts, on, err := datadog.FromFlags(); err != nil {
 		return err
 	} else if on {
-		collectorsReg := prometheus.NewRegistry()
-		collectorsReg.MustRegister(registry)
-		sink, err := datadog.New(logger, prometheus.Gatherers{collectorsReg, exporterMetrics}, ddOpts)
+		collectorMetrics := prometheus.NewRegistry()
+		collectorMetrics.MustRegister(scraper)
+		sink, err := datadog.New(logger, prometheus.Gatherers{collectorMetrics, exporterMetrics}, ddOpts)
 		if err != nil {
 			return err
 		}
@@ -104,7 +104,7 @@ func run() error {
 	srv := &http.Server{
 		Handler: server.New(server.Config{
 			Logger:        logger,
-			Registry:      registry,
+			Scraper:       scraper,
 			Exporter:      exporterMetrics,
 			TelemetryPath: *telemetryPath,
 			MaxRequests:   *maxRequests,

@@ -86,7 +86,7 @@ func Gather(t testing.TB, g prometheus.Gatherer) Result {
 	return Result{Families: fams}
 }
 
-// GatherCollector registers c in a fresh registry and gathers it.
+// GatherCollector registers c in a fresh prometheus.Registry and gathers it.
 func GatherCollector(t testing.TB, c prometheus.Collector) Result {
 	t.Helper()
 	reg := prometheus.NewPedanticRegistry()

@@ -15,7 +15,7 @@ import (
 	"github.com/pantheros/monitoring/exporter/collector"
 )
 
-// BenchmarkScrape200 is a whole HTTP scrape (registry, gathering, text
+// BenchmarkScrape200 is a whole HTTP scrape (scraper, gathering, text
 // encoding, gzip as Prometheus asks) of a snapshot of 200 running
 // containers, to see where a scrape's CPU goes.
 func BenchmarkScrape200(b *testing.B) {
@@ -34,7 +34,7 @@ func BenchmarkScrape200(b *testing.B) {
 				snap.Stats[id] = Stats{CPUSeconds: 0.04, MemUsage: 340e3, MemLimit: 25e9, PIDs: 1}
 			}
 			e.snap, e.st = snap, status{up: true}
-			reg := collector.NewRegistry(slog.New(slog.DiscardHandler), collector.Options{}, collector.Named{Name: "podman", Collector: p})
+			reg := collector.NewScraper(slog.New(slog.DiscardHandler), collector.Options{}, collector.Named{Name: "podman", Collector: p})
 			r := prometheus.NewRegistry()
 			r.MustRegister(reg)
 			h := promhttp.HandlerFor(r, promhttp.HandlerOpts{})

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"reflect"
 	"runtime"
 	"strings"
 	"sync"
@@ -17,7 +18,7 @@ import (
 	"github.com/pantheros/monitoring/exporter/collector/collectortest"
 )
 
-var testMetric = Gauge("test", "test_value", "A value for registry tests.", "kind")
+var testMetric = Gauge("test", "test_value", "A value for scraper tests.", "kind")
 
 // funcCollector adapts a function to Collector.
 type funcCollector func(context.Context, chan<- prometheus.Metric) error
@@ -44,7 +45,7 @@ func (l lockedBuf) Write(p []byte) (int, error) {
 
 func TestFailingCollectorDoesNotFailScrape(t *testing.T) {
 	var logs bytes.Buffer
-	r := NewRegistry(newLogger(&logs), Options{Timeout: time.Second},
+	r := NewScraper(newLogger(&logs), Options{Timeout: time.Second},
 		Named{"good", funcCollector(func(_ context.Context, ch chan<- prometheus.Metric) error {
 			ch <- testMetric.Const(1, "good")
 			return nil
@@ -73,7 +74,7 @@ func TestErrorLoggedOncePerChange(t *testing.T) {
 	var logs bytes.Buffer
 	var fail atomic.Value
 	fail.Store("first")
-	r := NewRegistry(newLogger(&logs), Options{Timeout: time.Second},
+	r := NewScraper(newLogger(&logs), Options{Timeout: time.Second},
 		Named{"flaky", funcCollector(func(context.Context, chan<- prometheus.Metric) error {
 			if s := fail.Load().(string); s != "" {
 				return errors.New(s)
@@ -105,7 +106,7 @@ func TestErrorLoggedOncePerChange(t *testing.T) {
 func TestStuckCollectorTimesOutWithoutPilingUp(t *testing.T) {
 	release := make(chan struct{})
 	var runs atomic.Int32
-	r := NewRegistry(slog.New(slog.DiscardHandler), Options{Timeout: 50 * time.Millisecond},
+	r := NewScraper(slog.New(slog.DiscardHandler), Options{Timeout: 50 * time.Millisecond},
 		Named{"stuck", funcCollector(func(context.Context, chan<- prometheus.Metric) error {
 			runs.Add(1)
 			<-release // ignores its context, like a read on a hung FIFO
@@ -155,7 +156,7 @@ func TestStuckCollectorTimesOutWithoutPilingUp(t *testing.T) {
 }
 
 func TestPanickingCollectorIsAFailureNotACrash(t *testing.T) {
-	r := NewRegistry(slog.New(slog.DiscardHandler), Options{Timeout: time.Second},
+	r := NewScraper(slog.New(slog.DiscardHandler), Options{Timeout: time.Second},
 		Named{"panicky", funcCollector(func(context.Context, chan<- prometheus.Metric) error {
 			var m map[string]int
 			m["x"] = 1
@@ -172,7 +173,7 @@ func TestPanickingCollectorIsAFailureNotACrash(t *testing.T) {
 
 func TestFilter(t *testing.T) {
 	nop := funcCollector(func(context.Context, chan<- prometheus.Metric) error { return nil })
-	r := NewRegistry(slog.New(slog.DiscardHandler), Options{}, Named{"a", nop}, Named{"b", nop}, Named{"c", nop})
+	r := NewScraper(slog.New(slog.DiscardHandler), Options{}, Named{"a", nop}, Named{"b", nop}, Named{"c", nop})
 	for _, c := range []struct {
 		include, exclude []string
 		want             string
@@ -205,7 +206,7 @@ func TestFilter(t *testing.T) {
 func TestConcurrentScrapesShareARun(t *testing.T) {
 	var runs atomic.Int32
 	gate := make(chan struct{})
-	r := NewRegistry(slog.New(slog.DiscardHandler), Options{Timeout: 5 * time.Second},
+	r := NewScraper(slog.New(slog.DiscardHandler), Options{Timeout: 5 * time.Second},
 		Named{"slow", funcCollector(func(_ context.Context, ch chan<- prometheus.Metric) error {
 			runs.Add(1)
 			<-gate
@@ -229,5 +230,43 @@ func TestConcurrentScrapesShareARun(t *testing.T) {
 	wg.Wait()
 	if n := runs.Load(); n != 1 {
 		t.Errorf("10 concurrent scrapes started %d runs, want 1", n)
+	}
+}
+
+// TestBuildPassesConfigWhole fills every field of Config and checks that a
+// factory gets each one, so a field added later is not dropped by Build.
+func TestBuildPassesConfigWhole(t *testing.T) {
+	var want Config
+	v := reflect.ValueOf(&want).Elem()
+	for i := 0; i < v.NumField(); i++ {
+		switch f := v.Field(i); f.Kind() {
+		case reflect.String:
+			f.SetString("/set/" + v.Type().Field(i).Name)
+		case reflect.Pointer:
+			if f.Type() != reflect.TypeOf(want.Logger) {
+				t.Fatalf("Config.%s: teach this test to fill a %s", v.Type().Field(i).Name, f.Type())
+			}
+		default:
+			t.Fatalf("Config.%s: teach this test to fill a %s", v.Type().Field(i).Name, f.Kind())
+		}
+	}
+	var logs bytes.Buffer
+	want.Logger = newLogger(&logs)
+	var got Config
+	Register("configwhole", true, func(cfg Config) (Collector, error) {
+		got = cfg
+		return funcCollector(func(context.Context, chan<- prometheus.Metric) error { return nil }), nil
+	})
+	EnableExplicitly("configwhole") // flag defaults apply only when flags are parsed
+	if _, err := Build(want, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	got.Logger.Info("hello")
+	if !strings.Contains(logs.String(), "collector=configwhole") {
+		t.Errorf("factory's logger does not name the collector: %q", logs.String())
+	}
+	got.Logger, want.Logger = nil, nil
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("factory got %+v, want %+v", got, want)
 	}
 }

@@ -21,7 +21,7 @@ type Named struct {
 	Collector Collector
 }
 
-// Options tune how the Registry runs collectors.
+// Options tune how the Scraper runs collectors.
 type Options struct {
 	// Timeout bounds how long a scrape waits for one collector.
 	Timeout time.Duration
@@ -46,20 +46,20 @@ var (
 // rather than start another.
 var ErrTimeout = errors.New("deadline exceeded; run still in flight")
 
-// Registry runs collectors for a scrape. It is a prometheus.Collector whose
+// Scraper runs the collectors for a scrape. It is a prometheus.Collector whose
 // Collect runs every collector concurrently, each under its own deadline.
-type Registry struct {
+type Scraper struct {
 	logger  *slog.Logger
 	timeout time.Duration
 	runners []*runner
 }
 
-// NewRegistry wraps the given collectors.
-func NewRegistry(logger *slog.Logger, opts Options, cs ...Named) *Registry {
+// NewScraper wraps the given collectors.
+func NewScraper(logger *slog.Logger, opts Options, cs ...Named) *Scraper {
 	if opts.Timeout <= 0 {
 		opts.Timeout = 5 * time.Second
 	}
-	r := &Registry{logger: logger, timeout: opts.Timeout}
+	r := &Scraper{logger: logger, timeout: opts.Timeout}
 	for _, c := range cs {
 		r.runners = append(r.runners, &runner{name: c.Name, c: c.Collector, logger: logger})
 	}
@@ -67,8 +67,8 @@ func NewRegistry(logger *slog.Logger, opts Options, cs ...Named) *Registry {
 	return r
 }
 
-// Names lists the collectors the registry runs.
-func (r *Registry) Names() []string {
+// Names lists the collectors the scraper runs.
+func (r *Scraper) Names() []string {
 	out := make([]string, len(r.runners))
 	for i, rn := range r.runners {
 		out[i] = rn.name
@@ -76,10 +76,10 @@ func (r *Registry) Names() []string {
 	return out
 }
 
-// Filter returns a view of the registry limited to the collectors named in
+// Filter returns a view of the scraper limited to the collectors named in
 // include (all when empty) minus those in exclude. Unknown names are an
 // error, as node_exporter does for collect[].
-func (r *Registry) Filter(include, exclude []string) (*Registry, error) {
+func (r *Scraper) Filter(include, exclude []string) (*Scraper, error) {
 	known := map[string]*runner{}
 	for _, rn := range r.runners {
 		known[rn.name] = rn
@@ -101,7 +101,7 @@ func (r *Registry) Filter(include, exclude []string) (*Registry, error) {
 	for _, n := range exclude {
 		delete(keep, n)
 	}
-	out := &Registry{logger: r.logger, timeout: r.timeout}
+	out := &Scraper{logger: r.logger, timeout: r.timeout}
 	for _, rn := range r.runners {
 		if keep[rn.name] {
 			out.runners = append(out.runners, rn) // shared runners: one run in flight per collector
@@ -111,12 +111,12 @@ func (r *Registry) Filter(include, exclude []string) (*Registry, error) {
 }
 
 // Describe sends nothing: the metric set is only known at scrape time, so
-// the Registry is an unchecked collector.
-func (r *Registry) Describe(chan<- *prometheus.Desc) {}
+// the Scraper is an unchecked collector.
+func (r *Scraper) Describe(chan<- *prometheus.Desc) {}
 
 // Collect runs every collector concurrently and sends what they gathered
 // plus the scrape meta-metrics.
-func (r *Registry) Collect(ch chan<- prometheus.Metric) {
+func (r *Scraper) Collect(ch chan<- prometheus.Metric) {
 	var wg sync.WaitGroup
 	for _, rn := range r.runners {
 		wg.Add(1)
@@ -145,7 +145,7 @@ type Status struct {
 }
 
 // Statuses reports the state of every collector, sorted by name.
-func (r *Registry) Statuses() []Status {
+func (r *Scraper) Statuses() []Status {
 	out := make([]Status, 0, len(r.runners))
 	for _, rn := range r.runners {
 		rn.mu.Lock()
