@@ -69,8 +69,8 @@ type registration struct {
 }
 
 var (
-	registrationsMu    sync.Mutex
-	registrations = map[string]*registration{}
+	registrationsMu sync.Mutex
+	registrations   = map[string]*registration{}
 )
 
 // Register adds a collector under name, with its --collector.<name> flag.
