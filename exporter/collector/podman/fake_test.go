@@ -1,7 +1,6 @@
 package podman
 
 import (
-	"context"
 	"encoding/json"
 	"net"
 	"net/http"
@@ -13,9 +12,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/prometheus/client_golang/prometheus"
-	dto "github.com/prometheus/client_model/go"
 
 	"github.com/pantheros/monitoring/exporter/collector"
 )
@@ -113,76 +109,6 @@ func (f *fakeService) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusNotFound)
 		w.Write([]byte(`{"cause":"not found","message":"not found","response":404}`))
 	}
-}
-
-type result struct {
-	fams map[string]*dto.MetricFamily
-	err  error
-}
-
-func gather(t *testing.T, p *Podman) result {
-	t.Helper()
-	ch := make(chan prometheus.Metric, 10000)
-	err := p.Update(context.Background(), ch)
-	close(ch)
-	fams := map[string]*dto.MetricFamily{}
-	for m := range ch {
-		var d dto.Metric
-		if err := m.Write(&d); err != nil {
-			t.Fatal(err)
-		}
-		name := descName(m.Desc())
-		f := fams[name]
-		if f == nil {
-			f = &dto.MetricFamily{Name: &name}
-			fams[name] = f
-		}
-		f.Metric = append(f.Metric, &d)
-	}
-	return result{fams, err}
-}
-
-var fqName = regexp.MustCompile(`fqName: "([^"]+)"`)
-
-func descName(d *prometheus.Desc) string {
-	m := fqName.FindStringSubmatch(d.String())
-	if m == nil {
-		return ""
-	}
-	return m[1]
-}
-
-// value returns the sample of name whose labels include want.
-func (r result) value(name string, want map[string]string) (float64, bool) {
-	f := r.fams[name]
-	if f == nil {
-		return 0, false
-	}
-	var found []*dto.Metric
-next:
-	for _, m := range f.Metric {
-		have := map[string]string{}
-		for _, l := range m.Label {
-			have[l.GetName()] = l.GetValue()
-		}
-		for k, v := range want {
-			if have[k] != v {
-				continue next
-			}
-		}
-		found = append(found, m)
-	}
-	if len(found) != 1 {
-		return 0, false
-	}
-	m := found[0]
-	switch {
-	case m.Gauge != nil:
-		return m.Gauge.GetValue(), true
-	case m.Counter != nil:
-		return m.Counter.GetValue(), true
-	}
-	return 0, false
 }
 
 func newTest(t *testing.T, timeout time.Duration, sockets ...string) *Podman {
