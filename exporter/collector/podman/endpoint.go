@@ -334,34 +334,95 @@ func secsOrZero(s int64) float64 {
 // and volumes, then publishes the new snapshot. Only a failure of the
 // container list is fatal; the others keep their last value and report.
 func (e *endpoint) list(ctx, conn context.Context) error {
-	cctx, cancel := call(ctx, conn, e.opts.Timeout)
-	var list []listedContainer
-	err := get(cctx, conn, "/containers/json", url.Values{"all": {"true"}}, &list)
-	cancel()
-	if err != nil {
+	var listed []listedContainer
+	if err := e.get(ctx, conn, "/containers/json", url.Values{"all": {"true"}}, &listed); err != nil {
 		return fmt.Errorf("list containers: %w", err)
 	}
-	var errs []error
 	snap := &Snapshot{ListedAt: time.Now()}
+	gone, errs := e.inspectChanged(ctx, conn, listed)
+	snap.Containers = containersOf(listed, gone, e.inspect)
 
+	e.mu.Lock()
+	prev := e.snap
+	e.mu.Unlock()
+	errs = append(errs,
+		e.listPods(ctx, conn, snap, prev),
+		e.listImages(ctx, conn, snap, prev),
+		e.listVolumes(ctx, conn, snap, prev))
+
+	e.publish(snap, prev)
+	e.setStatus(true, errors.Join(errs...))
+	return nil
+}
+
+// get is one API call under the per-call timeout.
+func (e *endpoint) get(ctx, conn context.Context, path string, query url.Values, out any, pathValues ...string) error {
+	cctx, cancel := call(ctx, conn, e.opts.Timeout)
+	defer cancel()
+	return get(cctx, conn, path, query, out, pathValues...)
+}
+
+// inspectJob is a listed container (by index) to inspect, with the state key
+// it is inspected in.
+type inspectJob struct {
+	i   int
+	key string
+}
+
+// inspectChanged inspects, four at a time, the containers that are new,
+// changed state, were named by an event, or run a healthcheck, and forgets
+// the containers no longer listed. gone holds the IDs removed between list
+// and inspect.
+func (e *endpoint) inspectChanged(ctx, conn context.Context, listed []listedContainer) (gone map[string]bool, errs []error) {
 	e.forceMu.Lock()
 	force, oomDeaths := e.force, e.oomDeaths
 	e.force, e.oomDeaths = map[string]bool{}, map[string]bool{}
 	e.forceMu.Unlock()
 
-	// Inspect what changed, four at a time.
-	type job struct {
-		i   int
-		key string
+	jobs := e.changed(listed, force)
+	gone = map[string]bool{}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 4)
+	for _, j := range jobs {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func(j inspectJob) {
+			defer wg.Done()
+			defer func() { <-sem }()
+			c := listed[j.i]
+			in, err := e.inspectOne(ctx, conn, c.ID, j.key)
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case isGone(err):
+				gone[c.ID] = true // removed between list and inspect
+				return
+			case err != nil:
+				errs = append(errs, fmt.Errorf("inspect %s: %w", errID(c.ID), err))
+				return
+			}
+			if oomDeaths[c.ID] && in.oomKilled && len(c.Names) > 0 && c.Names[0] != "" {
+				e.countOOMKill(c.Names[0])
+			}
+			e.inspect[c.ID] = in
+		}(j)
 	}
-	var jobs []job
+	wg.Wait()
+	return gone, errs
+}
+
+// changed picks the containers to inspect and drops the inspect cache of
+// those no longer listed.
+func (e *endpoint) changed(listed []listedContainer, force map[string]bool) []inspectJob {
+	var jobs []inspectJob
 	seen := map[string]bool{}
-	for i, c := range list {
+	for i, c := range listed {
 		seen[c.ID] = true
 		key := fmt.Sprintf("%s|%d|%d", c.State, c.StartedAt, c.ExitedAt)
 		old := e.inspect[c.ID]
 		if old == nil || old.key != key || force[c.ID] || (old.hasHealthcheck && c.State == "running") {
-			jobs = append(jobs, job{i, key})
+			jobs = append(jobs, inspectJob{i, key})
 		}
 	}
 	for id := range e.inspect {
@@ -369,65 +430,56 @@ func (e *endpoint) list(ctx, conn context.Context) error {
 			delete(e.inspect, id)
 		}
 	}
-	gone := map[string]bool{}
-	var mu sync.Mutex
-	var wg sync.WaitGroup
-	sem := make(chan struct{}, 4)
-	for _, j := range jobs {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func(j job) {
-			defer wg.Done()
-			defer func() { <-sem }()
-			id := list[j.i].ID
-			ictx, cancel := call(ctx, conn, e.opts.Timeout)
-			var data inspectedContainer
-			err := get(ictx, conn, "/containers/%s/json", nil, &data, id)
-			cancel()
-			mu.Lock()
-			defer mu.Unlock()
-			if err != nil {
-				var me interface{ Code() int }
-				if errors.As(err, &me) && me.Code() == http.StatusNotFound || isNoSuch(err) {
-					gone[id] = true // removed between list and inspect
-					return
-				}
-				errs = append(errs, fmt.Errorf("inspect %s: %w", errID(id), err))
-				return
-			}
-			in := &inspected{key: j.key, restarts: float64(data.RestartCount)}
-			if data.Config != nil && data.Config.Healthcheck != nil && len(data.Config.Healthcheck.Test) > 0 && data.Config.Healthcheck.Test[0] != "NONE" {
-				in.hasHealthcheck = true
-			}
-			if data.State != nil {
-				in.oomKilled = data.State.OOMKilled
-				in.finished = unixOrZero(data.State.FinishedAt)
-				if data.State.Health != nil && data.State.Health.Status != "" {
-					in.health = data.State.Health.Status
-					in.hasHealthcheck = true
-				}
-			}
-			if oomDeaths[id] && in.oomKilled {
-				e.mu.Lock()
-				name := ""
-				if len(list[j.i].Names) > 0 {
-					name = list[j.i].Names[0]
-				}
-				if name != "" {
-					if e.counts[name] == nil {
-						e.counts[name] = &Counts{}
-					}
-					e.counts[name].OOMKills++
-					e.cache = nil
-				}
-				e.mu.Unlock()
-			}
-			e.inspect[id] = in
-		}(j)
-	}
-	wg.Wait()
+	return jobs
+}
 
-	for _, c := range list {
+// inspectOne reads what only inspect tells of one container.
+func (e *endpoint) inspectOne(ctx, conn context.Context, id, key string) (*inspected, error) {
+	var data inspectedContainer
+	if err := e.get(ctx, conn, "/containers/%s/json", nil, &data, id); err != nil {
+		return nil, err
+	}
+	in := &inspected{key: key, restarts: float64(data.RestartCount)}
+	if data.Config != nil && data.Config.Healthcheck != nil && len(data.Config.Healthcheck.Test) > 0 && data.Config.Healthcheck.Test[0] != "NONE" {
+		in.hasHealthcheck = true
+	}
+	if data.State != nil {
+		in.oomKilled = data.State.OOMKilled
+		in.finished = unixOrZero(data.State.FinishedAt)
+		if data.State.Health != nil && data.State.Health.Status != "" {
+			in.health = data.State.Health.Status
+			in.hasHealthcheck = true
+		}
+	}
+	return in, nil
+}
+
+// isGone tells a container removed since it was listed.
+func isGone(err error) bool {
+	if err == nil {
+		return false
+	}
+	var me interface{ Code() int }
+	return errors.As(err, &me) && me.Code() == http.StatusNotFound || isNoSuch(err)
+}
+
+// countOOMKill counts an OOM kill of the named container that inspect
+// confirmed after its death.
+func (e *endpoint) countOOMKill(name string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.counts[name] == nil {
+		e.counts[name] = &Counts{}
+	}
+	e.counts[name].OOMKills++
+	e.cache = nil
+}
+
+// containersOf builds the snapshot's containers, sorted by name, from the
+// list and what inspect added.
+func containersOf(listed []listedContainer, gone map[string]bool, inspect map[string]*inspected) []Container {
+	var out []Container
+	for _, c := range listed {
 		if gone[c.ID] || len(c.Names) == 0 {
 			continue
 		}
@@ -439,74 +491,75 @@ func (e *endpoint) list(ctx, conn context.Context) error {
 		if c.Exited {
 			ct.Finished = secsOrZero(c.ExitedAt)
 		}
-		if in := e.inspect[c.ID]; in != nil {
+		if in := inspect[c.ID]; in != nil {
 			ct.Restarts = max(ct.Restarts, in.restarts)
 			ct.Health = in.health
 			if in.finished > 0 && c.Exited {
 				ct.Finished = in.finished
 			}
 		}
-		snap.Containers = append(snap.Containers, ct)
+		out = append(out, ct)
 	}
-	sort.Slice(snap.Containers, func(i, j int) bool { return snap.Containers[i].Name < snap.Containers[j].Name })
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
 
-	e.mu.Lock()
-	prev := e.snap
-	e.mu.Unlock()
-
-	pctx, cancel := call(ctx, conn, e.opts.Timeout)
+// listPods fills snap.Pods; on failure it keeps prev's.
+func (e *endpoint) listPods(ctx, conn context.Context, snap, prev *Snapshot) error {
 	var ps []listedPod
-	err = get(pctx, conn, "/pods/json", nil, &ps)
-	cancel()
-	if err != nil {
-		errs = append(errs, fmt.Errorf("list pods: %w", err))
-		if prev != nil {
-			snap.Pods = prev.Pods
-		}
+	err := e.get(ctx, conn, "/pods/json", nil, &ps)
+	if err != nil && prev != nil {
+		snap.Pods = prev.Pods
 	}
 	for _, p := range ps {
 		snap.Pods = append(snap.Pods, Pod{Name: p.Name, State: p.Status, Containers: len(p.Containers)})
 	}
 	sort.Slice(snap.Pods, func(i, j int) bool { return snap.Pods[i].Name < snap.Pods[j].Name })
-
-	ictx, cancel := call(ctx, conn, e.opts.Timeout)
-	var imgs []listedImage
-	err = get(ictx, conn, "/images/json", nil, &imgs)
-	cancel()
 	if err != nil {
-		errs = append(errs, fmt.Errorf("list images: %w", err))
+		return fmt.Errorf("list pods: %w", err)
+	}
+	return nil
+}
+
+// listImages fills snap's image count and bytes; on failure it keeps prev's.
+func (e *endpoint) listImages(ctx, conn context.Context, snap, prev *Snapshot) error {
+	var imgs []listedImage
+	if err := e.get(ctx, conn, "/images/json", nil, &imgs); err != nil {
 		if prev != nil {
 			snap.Images, snap.ImageBytes = prev.Images, prev.ImageBytes
 		}
-	} else {
-		for _, im := range imgs {
-			snap.Images++
-			snap.ImageBytes += float64(im.Size)
-		}
+		return fmt.Errorf("list images: %w", err)
 	}
+	for _, im := range imgs {
+		snap.Images++
+		snap.ImageBytes += float64(im.Size)
+	}
+	return nil
+}
 
-	vctx, cancel := call(ctx, conn, e.opts.Timeout)
+// listVolumes fills snap's volume count; on failure it keeps prev's.
+func (e *endpoint) listVolumes(ctx, conn context.Context, snap, prev *Snapshot) error {
 	var vols []json.RawMessage
-	err = get(vctx, conn, "/volumes/json", nil, &vols)
-	cancel()
-	if err != nil {
-		errs = append(errs, fmt.Errorf("list volumes: %w", err))
+	if err := e.get(ctx, conn, "/volumes/json", nil, &vols); err != nil {
 		if prev != nil {
 			snap.Volumes = prev.Volumes
 		}
-	} else {
-		snap.Volumes = len(vols)
+		return fmt.Errorf("list volumes: %w", err)
 	}
+	snap.Volumes = len(vols)
+	return nil
+}
 
+// publish makes snap the endpoint's view, keeping the last stats (the stats
+// loop refreshes them on its own interval).
+func (e *endpoint) publish(snap, prev *Snapshot) {
 	e.mu.Lock()
+	defer e.mu.Unlock()
 	if prev != nil {
 		snap.Stats, snap.StatsAt = prev.Stats, prev.StatsAt
 	}
 	e.snap = snap
 	e.cache = nil
-	e.mu.Unlock()
-	e.setStatus(true, errors.Join(errs...))
-	return nil
 }
 
 func isNoSuch(err error) bool {

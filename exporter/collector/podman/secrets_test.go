@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/pantheros/monitoring/exporter/collector"
+	"github.com/pantheros/monitoring/exporter/collector/collectortest"
 	"github.com/pantheros/monitoring/exporter/collector/inputerr/inputerrtest"
 )
 
@@ -75,15 +76,15 @@ func TestServiceAnswersQuoteNothing(t *testing.T) {
 			}
 			p.Start()
 			defer p.Stop()
-			var last result
+			var last collectortest.Result
 			// The list's error drops the connection, so the stats' error
 			// shows in the log rather than in every scrape's error.
 			waitFor(t, "the list's and the stats' errors reported", func() bool {
-				last = gather(t, p)
-				return last.err != nil && strings.Contains(last.err.Error(), "socket s") &&
+				last = collectortest.Collect(t, p)
+				return last.Err != nil && strings.Contains(last.Err.Error(), "socket s") &&
 					strings.Contains(logs(), "list containers") && strings.Contains(logs(), "stats")
 			})
-			inputerrtest.CheckErr(t, "collector error", last.err)
+			inputerrtest.CheckErr(t, "collector error", last.Err)
 			inputerrtest.Check(t, "log", logs())
 		})
 	}
