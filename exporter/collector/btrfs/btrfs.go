@@ -11,6 +11,12 @@
 // --collector.btrfs.subvolume-interval old, and a scrape only reads the
 // summary the last walk left (one series per source subvolume, whatever
 // the number of snapshots).
+//
+// It reads sysfs itself rather than through prometheus/procfs/btrfs (which
+// is in the dependency tree): that package has no generation, device error
+// counters (devinfo/<id>/error_stats) or qgroups, and turns a missing or
+// garbled file into 0, where this collector must name the file in its error
+// and drop a filesystem unmounted while it is read.
 package btrfs
 
 import (
@@ -146,7 +152,6 @@ func New(cfg collector.Config, o Options) (*Btrfs, error) {
 	if b.logger == nil {
 		b.logger = slog.New(slog.DiscardHandler)
 	}
-	b.quota.On = true
 	if o.QuotaInclude != "" {
 		re, err := regexp.Compile(o.QuotaInclude)
 		if err != nil {
@@ -199,26 +204,64 @@ func (b *Btrfs) Update(ctx context.Context, ch chan<- prometheus.Metric) error {
 	return errors.Join(errs...)
 }
 
+// updateFS sends the metrics of the filesystem whose sysfs directory is
+// dir. readFS reads that whole directory before anything is sent, so a
+// filesystem unmounted while it is read sends nothing (errVanished). The
+// scrub status file and the qgroups are read while sending: they are
+// optional, and a qgroup directory that vanishes only ends the quota series.
 func (b *Btrfs) updateFS(ctx context.Context, dir string, ch chan<- prometheus.Metric) error {
 	s, err := readFSFunc(dir)
 	if err != nil {
 		return err
 	}
 	u := s.UUID
-	// Everything is read before anything is sent, so that a filesystem
-	// unmounted half-way does not leave half its series.
-	sum, scanErr, scanned, devNames, mnt, fsSizes := b.subvolumes(ctx, s)
+	w := b.subvolumes(ctx, s)
 	var errs []error
+	devNames := w.devNames
 	if s.NoErrorStats {
-		if mnt == "" {
-			errs = append(errs, fmt.Errorf("%s: no devinfo/<id>/error_stats and no mount to ask by ioctl", dir))
-		} else if devs, names, err := ioctlDevices(mnt, u); err != nil {
+		if names, err := errorStatsByIoctl(dir, s, w.mnt); err != nil {
 			errs = append(errs, err)
 		} else {
-			s.Devices, devNames = devs, names
+			devNames = names
 		}
 	}
+	sendAllocation(ch, s, w.fsSizes)
+	sendDeviceErrors(ch, s, devNames)
+	sendCommits(ch, s)
+	if err := b.scrub(u, ch); err != nil {
+		errs = append(errs, err)
+	}
+	sendWalk(ch, u, w)
+	if w.sum != nil && s.HasQuota {
+		errs = append(errs, sendQuotas(ch, dir, u, w.sum)...)
+	}
+	if w.err != nil && !errors.Is(w.err, errNoScan) {
+		errs = append(errs, w.err)
+	}
+	return errors.Join(errs...)
+}
 
+// errorStatsByIoctl fills s.Devices from BTRFS_IOC_GET_DEV_STATS on a mount
+// of the filesystem, for kernels without devinfo/<id>/error_stats, and
+// returns the device names by devid.
+func errorStatsByIoctl(dir string, s *fsStats, mnt string) (map[string]string, error) {
+	if mnt == "" {
+		return nil, fmt.Errorf("%s: no devinfo/<id>/error_stats and no mount to ask by ioctl", dir)
+	}
+	devs, names, err := ioctlDevices(mnt, s.UUID)
+	if err != nil {
+		return nil, err
+	}
+	s.Devices = devs
+	return names, nil
+}
+
+// sendAllocation sends the label, generation, space per block group type
+// and profile, the global reserve, device sizes and unallocated space.
+// fsSizes are the sizes the filesystem uses on each device, as the last
+// walk found them (nil before one succeeded).
+func sendAllocation(ch chan<- prometheus.Metric, s *fsStats, fsSizes map[string]uint64) {
+	u := s.UUID
 	ch <- info.Const(1, u, s.Label)
 	if s.HasGeneration {
 		ch <- generation.Const(float64(s.Generation), u)
@@ -254,6 +297,11 @@ func (b *Btrfs) updateFS(ctx context.Context, dir string, ch chan<- prometheus.M
 	} else {
 		ch <- unallocated.Const(0, u)
 	}
+}
+
+// sendDeviceErrors sends the error counters of each device, named by its
+// kernel name when known, else by the only device there is, else devid<N>.
+func sendDeviceErrors(ch chan<- prometheus.Metric, s *fsStats, devNames map[string]string) {
 	for _, d := range s.Devices {
 		dn := devNames[d.ID]
 		if dn == "" {
@@ -266,62 +314,70 @@ func (b *Btrfs) updateFS(ctx context.Context, dir string, ch chan<- prometheus.M
 			}
 		}
 		for typ, v := range d.Errors {
-			ch <- deviceErrors.Const(float64(v), u, dn, typ)
+			ch <- deviceErrors.Const(float64(v), s.UUID, dn, typ)
 		}
 	}
-	if c := s.Commit; c != nil {
-		ch <- commits.Const(float64(c["commits"]), u)
-		ch <- commitSeconds.Const(float64(c["total_commit_ms"])/1000, u)
-		ch <- commitLast.Const(float64(c["last_commit_ms"])/1000, u)
-		ch <- commitMax.Const(float64(c["max_commit_ms"])/1000, u)
-	}
+}
 
-	if err := b.scrub(u, ch); err != nil {
-		errs = append(errs, err)
+// sendCommits sends commit_stats, milliseconds as seconds.
+func sendCommits(ch chan<- prometheus.Metric, s *fsStats) {
+	c := s.Commit
+	if c == nil {
+		return
 	}
+	ch <- commits.Const(float64(c["commits"]), s.UUID)
+	ch <- commitSeconds.Const(float64(c["total_commit_ms"])/1000, s.UUID)
+	ch <- commitLast.Const(float64(c["last_commit_ms"])/1000, s.UUID)
+	ch <- commitMax.Const(float64(c["max_commit_ms"])/1000, s.UUID)
+}
 
-	if scanned.IsZero() {
+// sendWalk sends whether the last subvolume walk worked and, once one
+// worked, its subvolume and snapshot figures.
+func sendWalk(ch chan<- prometheus.Metric, u string, w walkResult) {
+	if w.finished.IsZero() {
 		ch <- scanSuccess.Const(0, u)
 	} else {
-		ch <- scanSuccess.Const(boolFloat(scanErr == nil), u)
+		ch <- scanSuccess.Const(boolFloat(w.err == nil), u)
 	}
-	if sum != nil {
-		ch <- scanTime.Const(float64(scanned.UnixNano())/1e9, u)
-		ch <- subvolumes.Const(float64(sum.Subvolumes), u)
-		for _, src := range sum.Sources {
-			ch <- snapshots.Const(float64(src.Snapshots), u, src.Path)
-			if src.Snapshots > 0 {
-				ch <- snapshotNewest.Const(src.Newest, u, src.Path)
-			}
-		}
-		if s.HasQuota {
-			ids := make([]uint64, 0, len(sum.Paths))
-			for id := range sum.Paths {
-				ids = append(ids, id)
-			}
-			sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
-			qbuf := make([]byte, 64)
-			for _, id := range ids {
-				ref, excl, err := readQgroup(dir, id, qbuf)
-				if errors.Is(err, fs.ErrNotExist) {
-					continue // created after quotas were enabled and not yet accounted, or just deleted
-				}
-				if err != nil {
-					if errors.Is(err, errVanished) {
-						break
-					}
-					errs = append(errs, err)
-					continue
-				}
-				ch <- quotaReferenced.Const(float64(ref), u, sum.Paths[id])
-				ch <- quotaExclusive.Const(float64(excl), u, sum.Paths[id])
-			}
+	if w.sum == nil {
+		return
+	}
+	ch <- scanTime.Const(float64(w.finished.UnixNano())/1e9, u)
+	ch <- subvolumes.Const(float64(w.sum.Subvolumes), u)
+	for _, src := range w.sum.Sources {
+		ch <- snapshots.Const(float64(src.Snapshots), u, src.Path)
+		if src.Snapshots > 0 {
+			ch <- snapshotNewest.Const(src.Newest, u, src.Path)
 		}
 	}
-	if scanErr != nil && !errors.Is(scanErr, errNoScan) {
-		errs = append(errs, scanErr)
+}
+
+// sendQuotas sends the qgroup figures of the subvolumes the walk named, in
+// subvolume id order.
+func sendQuotas(ch chan<- prometheus.Metric, dir, u string, sum *summary) []error {
+	ids := make([]uint64, 0, len(sum.Paths))
+	for id := range sum.Paths {
+		ids = append(ids, id)
 	}
-	return errors.Join(errs...)
+	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
+	var errs []error
+	qbuf := make([]byte, 64)
+	for _, id := range ids {
+		ref, excl, err := readQgroup(dir, id, qbuf)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue // created after quotas were enabled and not yet accounted, or just deleted
+		}
+		if errors.Is(err, errVanished) {
+			break
+		}
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		ch <- quotaReferenced.Const(float64(ref), u, sum.Paths[id])
+		ch <- quotaExclusive.Const(float64(excl), u, sum.Paths[id])
+	}
+	return errs
 }
 
 func boolFloat(b bool) float64 {
@@ -391,10 +447,20 @@ type scanState struct {
 	fsSizes  map[string]uint64 // device name -> size the filesystem uses (BTRFS_IOC_DEV_INFO)
 }
 
-// subvolumes returns the summary of the last walk, starting a new walk in
-// the background when the generation moved and the interval passed. Only
-// the very first walk of a filesystem is waited for (until ctx ends).
-func (b *Btrfs) subvolumes(ctx context.Context, s *fsStats) (sum *summary, err error, finished time.Time, devNames map[string]string, mnt string, fsSizes map[string]uint64) {
+// walkResult is what the last subvolume walk of a filesystem left.
+type walkResult struct {
+	sum      *summary          // nil until a walk succeeded
+	err      error             // of the last walk; errNoScan when it cannot run here
+	finished time.Time         // zero before the first walk ended
+	devNames map[string]string // devid -> kernel device name
+	mnt      string            // where the walk found the filesystem mounted
+	fsSizes  map[string]uint64 // device name -> size the filesystem uses
+}
+
+// subvolumes returns what the last walk left, starting a new walk in the
+// background when the generation moved and the interval passed. Only the
+// very first walk of a filesystem is waited for (until ctx ends).
+func (b *Btrfs) subvolumes(ctx context.Context, s *fsStats) walkResult {
 	b.mu.Lock()
 	st := b.scans[s.UUID]
 	if st == nil {
@@ -425,7 +491,7 @@ func (b *Btrfs) subvolumes(ctx context.Context, s *fsStats) (sum *summary, err e
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return st.sum, st.err, st.finished, st.devNames, st.mnt, st.fsSizes
+	return walkResult{sum: st.sum, err: st.err, finished: st.finished, devNames: st.devNames, mnt: st.mnt, fsSizes: st.fsSizes}
 }
 
 func keys(m map[string]uint64) []string {

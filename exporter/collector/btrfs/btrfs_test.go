@@ -215,7 +215,7 @@ func TestRootTreeMatchesSubvolumeList(t *testing.T) {
 		}
 		return "", fmt.Errorf("unknown directory %d %d", tree, dir)
 	}
-	sum, err := summarize(subs, lookup, quotaSelect{On: true})
+	sum, err := summarize(subs, lookup, quotaSelect{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -269,7 +269,7 @@ func TestRootTreeMatchesSubvolumeList(t *testing.T) {
 			t.Errorf("quota path %d = %q (btrfs: %q)", id, p, rows[id].path)
 		}
 	}
-	sum2, err := summarize(subs, lookup, quotaSelect{On: true, Include: regexp.MustCompile(`^\.snapshots/`)})
+	sum2, err := summarize(subs, lookup, quotaSelect{Include: regexp.MustCompile(`^\.snapshots/`)})
 	if err != nil || len(sum2.Paths) != len(rows) {
 		t.Errorf("include regex changed top-level quota paths: %v %v", sum2.Paths, err)
 	}
@@ -421,7 +421,7 @@ func TestSummarizeShapes(t *testing.T) {
 		}
 		return "", fmt.Errorf("unknown directory %d in %d", dir, tree)
 	}
-	sum, err := summarize(subs, lookup, quotaSelect{On: true})
+	sum, err := summarize(subs, lookup, quotaSelect{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -85,6 +85,6 @@ func FuzzRootTree(f *testing.F) {
 			}
 			return "", errors.New("no such directory")
 		}
-		_, _ = summarize(subs, lookup, quotaSelect{On: true})
+		_, _ = summarize(subs, lookup, quotaSelect{})
 	})
 }

@@ -172,8 +172,9 @@ type treeSearcher struct {
 	args *searchArgsV2
 }
 
-// searchRootTree returns every ROOT_ITEM and ROOT_BACKREF of subvolumes in
-// the root tree, a few hundred per ioctl. It needs CAP_SYS_ADMIN.
+// subvolumes returns every subvolume of the root tree, by id, from its
+// ROOT_ITEM and ROOT_BACKREF, a few hundred items per ioctl. It needs
+// CAP_SYS_ADMIN.
 func (t *treeSearcher) subvolumes() (map[uint64]*subvol, error) {
 	if t.args == nil {
 		t.args = new(searchArgsV2)
@@ -317,19 +318,18 @@ type summary struct {
 	Paths      map[uint64]string // id -> path of subvolumes named in quotas
 }
 
-// summarize groups snapshots by the subvolume their parent UUID names. A
-// source is any subvolume that is not a snapshot itself, plus any snapshot
-// that has snapshots of its own; snapshots whose source is gone are counted
-// only in Subvolumes. q picks the subvolumes whose paths are needed for
-// quotas.
 // quotaSelect says which subvolumes' quota figures are wanted: those in the
 // top level's root directory (read-only snapshots left out), and those whose
-// path matches Include.
+// path matches Include (nil: none more).
 type quotaSelect struct {
-	On      bool
 	Include *regexp.Regexp
 }
 
+// summarize groups snapshots by the subvolume their parent UUID names. A
+// source is any subvolume that is not a snapshot itself, plus any snapshot
+// that has snapshots of its own; snapshots whose source is gone are counted
+// only in Subvolumes. q picks the subvolumes whose paths summary.Paths
+// keeps for the quota figures.
 func summarize(subs map[uint64]*subvol, lookup func(treeID, dirID uint64) (string, error), q quotaSelect) (*summary, error) {
 	byUUID := map[[16]byte]*subvol{}
 	for _, s := range subs {
@@ -379,26 +379,24 @@ func summarize(subs map[uint64]*subvol, lookup func(treeID, dirID uint64) (strin
 		sum.Sources = append(sum.Sources, sourceStats{ID: id, Path: path, Snapshots: a.n, Newest: a.newest})
 	}
 	sort.Slice(sum.Sources, func(i, j int) bool { return sum.Sources[i].Path < sum.Sources[j].Path })
-	if q.On {
-		for id, s := range subs {
-			if id == fsTreeObjectID || s.ParentID == 0 {
-				continue
-			}
-			// By default: subvolumes in the top level's root directory that
-			// are not read-only snapshots, so that the scrape path does not
-			// grow with the number of snapshots.
-			top := s.ParentID == fsTreeObjectID && s.DirID == firstFreeObjectID &&
-				!(s.ReadOnly && s.HasUUID && s.ParentUUID != zero)
-			if !top && q.Include == nil {
-				continue
-			}
-			path, err := p.path(id)
-			if err != nil {
-				return nil, err
-			}
-			if top || q.Include.MatchString(path) {
-				sum.Paths[id] = path
-			}
+	for id, s := range subs {
+		if id == fsTreeObjectID || s.ParentID == 0 {
+			continue
+		}
+		// By default: subvolumes in the top level's root directory that
+		// are not read-only snapshots, so that the scrape path does not
+		// grow with the number of snapshots.
+		top := s.ParentID == fsTreeObjectID && s.DirID == firstFreeObjectID &&
+			!(s.ReadOnly && s.HasUUID && s.ParentUUID != zero)
+		if !top && q.Include == nil {
+			continue
+		}
+		path, err := p.path(id)
+		if err != nil {
+			return nil, err
+		}
+		if top || q.Include.MatchString(path) {
+			sum.Paths[id] = path
 		}
 	}
 	return sum, nil
