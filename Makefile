@@ -2,8 +2,11 @@
 # a fresh machine needs beyond `.ci/run`'s installs.
 
 SHELL := /bin/bash
-# The podman/v5 bindings need these tags to build without C libraries.
-TAGS := remote,containers_image_openpgp,exclude_graphdriver_btrfs,btrfs_noversion,exclude_graphdriver_devicemapper
+# The build tags live in exporter/build-tags, read by this Makefile,
+# nixos/package.nix and the tests. `remote` builds the Podman client side
+# of go.podman.io/common/pkg/config (which the bindings' ssh connections
+# load), as podman-remote is built; the exporter builds and vets without it.
+TAGS := $(shell cat exporter/build-tags)
 export GOFLAGS := -tags=$(TAGS)
 
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)

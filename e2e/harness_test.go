@@ -78,8 +78,13 @@ func binary(t testing.TB) string {
 			return
 		}
 		exporterBin = filepath.Join(dir, "panther-exporter")
+		tags, err := os.ReadFile("../exporter/build-tags")
+		if err != nil {
+			exporterBinErr = err
+			return
+		}
 		cmd := exec.Command("go", "build", "-o", exporterBin, "../exporter/cmd/panther-exporter")
-		cmd.Env = append(os.Environ(), "GOFLAGS=-tags=remote,containers_image_openpgp,exclude_graphdriver_btrfs,btrfs_noversion,exclude_graphdriver_devicemapper")
+		cmd.Env = append(os.Environ(), "GOFLAGS=-tags="+strings.TrimSpace(string(tags)))
 		if out, err := cmd.CombinedOutput(); err != nil {
 			exporterBinErr = fmt.Errorf("go build: %v\n%s", err, out)
 		}

@@ -42,15 +42,8 @@ buildGoModule {
 
   subPackages = [ "exporter/cmd/panther-exporter" ];
 
-  # The Podman v5 bindings build without C libraries only with these tags
-  # (the Makefile's TAGS).
-  tags = [
-    "remote"
-    "containers_image_openpgp"
-    "exclude_graphdriver_btrfs"
-    "btrfs_noversion"
-    "exclude_graphdriver_devicemapper"
-  ];
+  # exporter/build-tags, as the Makefile reads it (comma-separated).
+  tags = builtins.filter (t: builtins.isString t && t != "") (builtins.split "[,\n]" (builtins.readFile ../exporter/build-tags));
 
   env.CGO_ENABLED = 0;
 

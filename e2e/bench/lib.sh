@@ -20,7 +20,6 @@ wait_up() { # wait_up PORT [PATH]
 
 # build_bench: ours (static, as released), and the bench's own tools.
 build_bench() {
-  export GOFLAGS=-tags=remote,containers_image_openpgp,exclude_graphdriver_btrfs,btrfs_noversion,exclude_graphdriver_devicemapper
   make -s build
   go build -o bin/scrapebench ./e2e/bench/scrapebench
   go build -o bin/soak ./e2e/bench/soak
