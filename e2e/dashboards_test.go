@@ -26,6 +26,7 @@ import (
 	"github.com/pantheros/monitoring/e2e/fakesystemd"
 	"github.com/pantheros/monitoring/exporter/collector"
 	_ "github.com/pantheros/monitoring/exporter/collector/all"
+	"github.com/pantheros/monitoring/internal/promqlnames"
 )
 
 // dashStack is the real stack the dashboards are checked against: which
@@ -78,20 +79,17 @@ func panelNeeds(t *testing.T, p grafana.Panel, owners map[string]string) []strin
 	need := map[string]bool{}
 	for _, q := range p.Queries {
 		expr := grafana.Substitute(q.Expr, map[string]string{"job": "x", "instance": "x"}, "1m")
-		node, err := parser.NewParser(parser.Options{}).ParseExpr(expr)
+		names, err := promqlnames.Parse(expr)
 		if err != nil {
 			t.Fatalf("%s: %v", p.Title, err)
 		}
-		parser.Inspect(node, func(n parser.Node, _ []parser.Node) error {
-			if vs, ok := n.(*parser.VectorSelector); ok {
-				owner, known := owners[vs.Name]
-				if !known {
-					owner = "unknown metric " + vs.Name
-				}
-				need[owner] = true
+		for _, name := range names {
+			owner, known := owners[name]
+			if !known {
+				owner = "unknown metric " + name
 			}
-			return nil
-		})
+			need[owner] = true
+		}
 	}
 	var out []string
 	for c := range need {

@@ -27,6 +27,8 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
+
+	"github.com/pantheros/monitoring/internal/testenv"
 )
 
 // exporterBin is the binary under test: $PANTHER_EXPORTER_BIN (make e2e sets
@@ -37,33 +39,14 @@ var (
 	exporterBinErr  error
 )
 
-func inCI() bool { return os.Getenv("CI") == "true" }
-
-// require fails (in CI) or skips (elsewhere) when ok is false.
-func require(t testing.TB, ok bool, format string, args ...any) {
-	t.Helper()
-	if ok {
-		return
-	}
-	msg := fmt.Sprintf(format, args...)
-	if inCI() {
-		t.Fatalf("missing prerequisite (CI=true): %s", msg)
-	}
-	t.Skipf("missing prerequisite: %s", msg)
-}
-
-// requireTool returns the path of a program, or fails/skips without it.
-func requireTool(t testing.TB, name string) string {
-	t.Helper()
-	p, err := exec.LookPath(name)
-	require(t, err == nil, "%s not on PATH", name)
-	return p
-}
-
-func requireRoot(t testing.TB) {
-	t.Helper()
-	require(t, os.Geteuid() == 0, "the e2e tests need root")
-}
+// The skip-or-fail rule for missing prerequisites (fail with CI=true, skip
+// elsewhere) is internal/testenv's; these are its e2e names.
+var (
+	inCI        = testenv.InCI
+	require     = testenv.Require // fails (in CI) or skips when ok is false
+	requireTool = testenv.Tool    // the path of a program, or fail/skip
+	requireRoot = testenv.Root    // fail/skip unless root
+)
 
 func binary(t testing.TB) string {
 	t.Helper()

@@ -14,6 +14,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/pantheros/monitoring/internal/testenv"
 )
 
 type evaluated struct {
@@ -176,7 +178,7 @@ func TestModuleEval(t *testing.T) {
 		if out, err := exec.Command(amtool, "check-config", f).CombinedOutput(); err != nil {
 			t.Errorf("amtool check-config: %v\n%s", err, out)
 		}
-	} else if inCI() {
+	} else if testenv.InCI() {
 		t.Error("amtool not on PATH (CI=true)")
 	}
 	if len(e.Dashboards) != 1 || filepath.Base(e.Dashboards[0]) != "grafana" {

@@ -18,6 +18,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/pantheros/monitoring/internal/testenv"
 )
 
 var updateVendorHash = flag.Bool("update-vendor-hash", false, "rewrite vendorHash in package.nix")
@@ -27,8 +29,6 @@ func buildTags(t *testing.T) string {
 	t.Helper()
 	return strings.TrimSpace(read(t, "../exporter/build-tags"))
 }
-
-func inCI() bool { return os.Getenv("CI") == "true" }
 
 // output runs a program and returns its standard output. Only stdout is
 // data: a freshly installed nix-bin warns on stderr (no nixbld group), and a
@@ -45,18 +45,8 @@ func output(t *testing.T, cmd *exec.Cmd) []byte {
 }
 
 // tool returns the path of a program; without it the test fails in CI and
-// is skipped elsewhere.
-func tool(t *testing.T, name string) string {
-	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		if inCI() {
-			t.Fatalf("missing prerequisite (CI=true): %s not on PATH", name)
-		}
-		t.Skipf("missing prerequisite: %s not on PATH", name)
-	}
-	return p
-}
+// is skipped elsewhere (internal/testenv's rule).
+var tool = testenv.Tool
 
 func read(t *testing.T, path string) string {
 	t.Helper()

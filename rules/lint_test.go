@@ -31,6 +31,7 @@ import (
 
 	"github.com/pantheros/monitoring/exporter/collector"
 	_ "github.com/pantheros/monitoring/exporter/collector/all"
+	"github.com/pantheros/monitoring/internal/promqlnames"
 )
 
 const (
@@ -113,25 +114,15 @@ func catalogByName() map[string]*collector.Metric {
 	return m
 }
 
-// selectors returns the metric names an expression selects.
+// selectors returns the metric names an expression selects, selectors
+// without a metric name left out.
 func selectors(e parser.Expr) []string {
 	var names []string
-	parser.Inspect(e, func(n parser.Node, _ []parser.Node) error {
-		if vs, ok := n.(*parser.VectorSelector); ok {
-			name := vs.Name
-			if name == "" {
-				for _, m := range vs.LabelMatchers {
-					if m.Name == model.MetricNameLabel {
-						name = m.Value
-					}
-				}
-			}
-			if name != "" {
-				names = append(names, name)
-			}
+	for _, n := range promqlnames.Of(e) {
+		if n != "" {
+			names = append(names, n)
 		}
-		return nil
-	})
+	}
 	return names
 }
 

@@ -18,6 +18,7 @@ import (
 
 	"github.com/pantheros/monitoring/exporter/collector"
 	_ "github.com/pantheros/monitoring/exporter/collector/all"
+	"github.com/pantheros/monitoring/internal/promqlnames"
 )
 
 var update = flag.Bool("update", false, "rewrite the committed dashboard JSON from the code")
@@ -85,30 +86,6 @@ func knownMetrics(t *testing.T) map[string]string {
 	return known
 }
 
-// metricNames parses expr as PromQL and returns the metric names it selects.
-func metricNames(expr string) ([]string, error) {
-	node, err := parser.NewParser(parser.Options{}).ParseExpr(expr)
-	if err != nil {
-		return nil, err
-	}
-	var names []string
-	parser.Inspect(node, func(n parser.Node, _ []parser.Node) error {
-		if vs, ok := n.(*parser.VectorSelector); ok {
-			name := vs.Name
-			if name == "" {
-				for _, m := range vs.LabelMatchers {
-					if m.Name == model.MetricNameLabel {
-						name = m.Value
-					}
-				}
-			}
-			names = append(names, name)
-		}
-		return nil
-	})
-	return names, nil
-}
-
 // TestQueries: every query parses as PromQL once the variables are filled
 // in, and names only metrics that the exporter exports or a recording rule
 // defines.
@@ -123,7 +100,7 @@ func TestQueries(t *testing.T) {
 				if strings.Contains(expr, "$") {
 					t.Errorf("%s / %s: unsubstituted variable in %q", d.UID, p.Title, expr)
 				}
-				names, err := metricNames(expr)
+				names, err := promqlnames.Parse(expr)
 				if err != nil {
 					t.Errorf("%s / %s: %q does not parse: %v", d.UID, p.Title, expr, err)
 					continue
