@@ -42,7 +42,6 @@ var (
 // The skip-or-fail rule for missing prerequisites (fail with CI=true, skip
 // elsewhere) is internal/testenv's; these are its e2e names.
 var (
-	inCI        = testenv.InCI
 	require     = testenv.Require // fails (in CI) or skips when ok is false
 	requireTool = testenv.Tool    // the path of a program, or fail/skip
 	requireRoot = testenv.Root    // fail/skip unless root

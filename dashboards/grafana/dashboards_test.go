@@ -312,6 +312,7 @@ func TestJSONRoundTrip(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		//lint:ignore SA1019 the dashboards are the classic v1 JSON model on purpose (see Build)
 		var back dashboard.Dashboard
 		if err := json.Unmarshal(raw, &back); err != nil {
 			t.Fatalf("%s: %v", d.File, err)

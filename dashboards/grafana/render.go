@@ -175,7 +175,15 @@ func variables(d Dashboard) []cog.Builder[dashboard.VariableModel] {
 }
 
 // Build turns d into the SDK's dashboard model.
+//
+// It is the classic dashboard JSON model (schema v1) on purpose, which the
+// SDK marks deprecated in favour of dashboardv2: every Grafana version in use
+// imports v1 through the UI, the API and file provisioning, while v2 needs
+// Grafana 12 with its dashboard v2 APIs.
+//
+//lint:ignore SA1019 the classic v1 JSON model is what most Grafana installs import (see above)
 func Build(d Dashboard) (dashboard.Dashboard, error) {
+	//lint:ignore SA1019 the classic v1 JSON model is what most Grafana installs import (see Build)
 	b := dashboard.NewDashboardBuilder(d.Title).
 		Uid(d.UID).
 		Description(d.Description).
@@ -218,6 +226,7 @@ func Build(d Dashboard) (dashboard.Dashboard, error) {
 			lineH = max(lineH, h)
 			pb, err := buildPanel(p, id, pos)
 			if err != nil {
+				//lint:ignore SA1019 the classic v1 JSON model is what most Grafana installs import (see Build)
 				return dashboard.Dashboard{}, err
 			}
 			b.WithPanel(pb)

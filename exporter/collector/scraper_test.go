@@ -159,6 +159,7 @@ func TestPanickingCollectorIsAFailureNotACrash(t *testing.T) {
 	r := NewScraper(slog.New(slog.DiscardHandler), Options{Timeout: time.Second},
 		Named{"panicky", funcCollector(func(context.Context, chan<- prometheus.Metric) error {
 			var m map[string]int
+			//lint:ignore SA5000 a runtime panic on purpose: the scraper must survive it
 			m["x"] = 1
 			return nil
 		})})

@@ -302,9 +302,7 @@ func TestContainerVanishes(t *testing.T) {
 // TestEventsCounted: events on the stream are counted per container.
 func TestEventsCounted(t *testing.T) {
 	f := newFakeService(t)
-	for _, l := range strings.Split(strings.TrimSpace(string(fixture(t, "events-4.3.jsonl"))), "\n") {
-		f.events = append(f.events, l)
-	}
+	f.events = append(f.events, strings.Split(strings.TrimSpace(string(fixture(t, "events-4.3.jsonl"))), "\n")...)
 	uri, _ := unixServer(t, f)
 	p := newTest(t, 2*time.Second, "a="+uri)
 	want := map[string]*Counts{}
