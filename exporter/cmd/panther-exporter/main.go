@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"os"
 	"os/signal"
@@ -68,20 +69,11 @@ func run() error {
 		return fmt.Errorf("--web.config.file=%s: %w", *webFlags.WebConfigFile, err)
 	}
 
-	cfg, opts := collector.FromFlags()
-	cfg.Logger = logger
-	scraper, err := collector.Build(cfg, opts)
+	scraper, exporterMetrics, err := build(logger)
 	if err != nil {
 		return err
 	}
 	logger.Info("Starting panther-exporter", "version", version.Info(), "collectors", scraper.Names())
-
-	exporterMetrics := prometheus.NewRegistry()
-	exporterMetrics.MustRegister(
-		versioncollector.NewCollector("panther_exporter"),
-		collectors.NewGoCollector(),
-		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-	)
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
@@ -102,15 +94,7 @@ func run() error {
 	}
 
 	srv := &http.Server{
-		Handler: server.New(server.Config{
-			Logger:        logger,
-			Scraper:       scraper,
-			Exporter:      exporterMetrics,
-			TelemetryPath: *telemetryPath,
-			MaxRequests:   *maxRequests,
-			AllCollectors: collector.Names(),
-			Version:       version.Info(),
-		}),
+		Handler:           handler(logger, scraper, exporterMetrics, *telemetryPath, *maxRequests),
 		ReadHeaderTimeout: 10 * time.Second,
 	}
 	served := make(chan error, 1)
@@ -131,4 +115,35 @@ func run() error {
 		}
 		return nil
 	}
+}
+
+// build constructs the enabled collectors from the parsed flags, and the
+// registry of the exporter's own metrics (build info, Go, process).
+func build(logger *slog.Logger) (*collector.Scraper, *prometheus.Registry, error) {
+	cfg, opts := collector.FromFlags()
+	cfg.Logger = logger
+	scraper, err := collector.Build(cfg, opts)
+	if err != nil {
+		return nil, nil, err
+	}
+	own := prometheus.NewRegistry()
+	own.MustRegister(
+		versioncollector.NewCollector("panther_exporter"),
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	)
+	return scraper, own, nil
+}
+
+// handler is the exporter's HTTP handler: metrics and landing page.
+func handler(logger *slog.Logger, scraper *collector.Scraper, own prometheus.Gatherer, telemetryPath string, maxRequests int) http.Handler {
+	return server.New(server.Config{
+		Logger:        logger,
+		Scraper:       scraper,
+		Exporter:      own,
+		TelemetryPath: telemetryPath,
+		MaxRequests:   maxRequests,
+		AllCollectors: collector.Names(),
+		Version:       version.Info(),
+	})
 }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"flag"
 	"fmt"
 	"os"
 	"strings"
@@ -10,9 +9,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/pantheros/monitoring/exporter/collector"
+	"github.com/pantheros/monitoring/exporter/collector/collectortest"
 )
-
-var update = flag.Bool("update", false, "rewrite docs/metrics.md from the catalog")
 
 const metricsDoc = "../../../docs/metrics.md"
 
@@ -41,7 +39,7 @@ func renderMetricsDoc() string {
 
 func TestMetricsDoc(t *testing.T) {
 	want := renderMetricsDoc()
-	if *update {
+	if collectortest.Updating() { // make docs: -update
 		if err := os.WriteFile(metricsDoc, []byte(want), 0o644); err != nil {
 			t.Fatal(err)
 		}

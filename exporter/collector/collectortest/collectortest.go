@@ -30,6 +30,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files (testdata/*.prom and other generated files) from what the code produces")
@@ -306,8 +307,22 @@ func (r Result) Golden(t testing.TB, file string) {
 	if err != nil {
 		t.Fatalf("%v (run the test with -update to write it)", err)
 	}
-	fams := r.Families
+	// Both sides go through the text format, and testutil gives the
+	// expected side's families without HELP an empty one: so does this.
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	got, err := parser.TextToMetricFamilies(strings.NewReader(text))
+	if err != nil {
+		t.Fatalf("collected metrics do not parse back: %v", err)
+	}
 	if err := testutil.GatherAndCompare(prometheus.GathererFunc(func() ([]*dto.MetricFamily, error) {
+		fams := make([]*dto.MetricFamily, 0, len(got))
+		for _, f := range got {
+			if f.Help == nil {
+				f.Help = new(string)
+			}
+			fams = append(fams, f)
+		}
+		sort.Slice(fams, func(i, j int) bool { return fams[i].GetName() < fams[j].GetName() })
 		return fams, nil
 	}), bytes.NewReader(want)); err != nil {
 		t.Errorf("%s differs from what was collected (run with -update to accept):\n%v", file, err)
