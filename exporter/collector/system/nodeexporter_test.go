@@ -162,7 +162,7 @@ func TestSameFiguresAsNodeExporter(t *testing.T) {
 			t.Errorf("node_exporter has no %s", node)
 			continue
 		}
-		same(panther+" / "+node, one(t, got, panther, nil), theirs)
+		same(panther+" / "+node, got.Value(t, panther, nil), theirs)
 	}
 
 	// Pressure: one node_exporter family per resource.
@@ -178,7 +178,7 @@ func TestSameFiguresAsNodeExporter(t *testing.T) {
 			t.Errorf("node_exporter has no %s", p.node)
 			continue
 		}
-		same(p.node, one(t, got, p.panther, map[string]string{"resource": p.resource}), theirs)
+		same(p.node, got.Value(t, p.panther, map[string]string{"resource": p.resource}), theirs)
 	}
 
 	// CPU: per-CPU series summed, in ticks; guest from node_cpu_guest_seconds_total.
@@ -209,21 +209,21 @@ func TestSameFiguresAsNodeExporter(t *testing.T) {
 			t.Errorf("node_exporter has no CPU mode %s", mode)
 			continue
 		}
-		ours := one(t, got, "panther_cpu_seconds_total", map[string]string{"mode": mode})
+		ours := got.Value(t, "panther_cpu_seconds_total", map[string]string{"mode": mode})
 		same("cpu ticks "+mode, math.Round(ours*100), theirs)
 		if digits(ours) != digits(theirs/100) {
 			t.Errorf("cpu %s: panther prints %s, the ticks are %s/100", mode, digits(ours), digits(theirs))
 		}
 	}
-	same("panther_cpus / count(node_cpu_seconds_total by cpu)", one(t, got, "panther_cpus", nil), float64(len(cpuIDs)))
+	same("panther_cpus / count(node_cpu_seconds_total by cpu)", got.Value(t, "panther_cpus", nil), float64(len(cpuIDs)))
 
 	// Per device: disks and network interfaces both exporters keep.
 	perDevice := func(pairs map[string]string, wantDevices string, allowedExtra map[string]bool) {
 		t.Helper()
 		for panther, node := range pairs {
 			ours := map[string]float64{}
-			for _, s := range got[panther] {
-				ours[s.labels["device"]] = s.value
+			for _, s := range got.Series(panther, nil) {
+				ours[s.Labels["device"]] = s.Value
 			}
 			theirs := nodeSeries(ne, node, "device")
 			var devs []string

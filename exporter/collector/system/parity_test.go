@@ -11,11 +11,13 @@ import (
 	"sort"
 	"strings"
 	"testing"
+
+	"github.com/pantheros/monitoring/exporter/collector/collectortest"
 )
 
 const parityProc = "testdata/parity/proc"
 
-func parityCollect(t *testing.T, proc string) map[string][]sample {
+func parityCollect(t *testing.T, proc string) collectortest.Result {
 	t.Helper()
 	root := t.TempDir() // holds "/", the fixture's one mount
 	got, err := collect(t, proc, root, defaults)
@@ -39,7 +41,7 @@ func TestParityMemoryIsMeminfoLineByLine(t *testing.T) {
 		"panther_swap_total_bytes":    8388604 * kB,
 		"panther_swap_free_bytes":     8126460 * kB,
 	} {
-		if v := one(t, got, name, nil); v != want {
+		if v := got.Value(t, name, nil); v != want {
 			t.Errorf("%s = %.0f, want %.0f", name, v, want)
 		}
 	}
@@ -54,7 +56,7 @@ func TestParityCPUKeepsGuestInUserAndNice(t *testing.T) {
 	}
 	var busy float64
 	for mode, w := range want {
-		v := one(t, got, "panther_cpu_seconds_total", map[string]string{"mode": mode})
+		v := got.Value(t, "panther_cpu_seconds_total", map[string]string{"mode": mode})
 		if v != w {
 			t.Errorf("mode %s = %v, want %v (the kernel's figure)", mode, v, w)
 		}
@@ -62,15 +64,15 @@ func TestParityCPUKeepsGuestInUserAndNice(t *testing.T) {
 			busy += v
 		}
 	}
-	if len(got["panther_cpu_seconds_total"]) != len(want) {
-		t.Errorf("%d modes, want %d", len(got["panther_cpu_seconds_total"]), len(want))
+	if len(got.Series("panther_cpu_seconds_total", nil)) != len(want) {
+		t.Errorf("%d modes, want %d", len(got.Series("panther_cpu_seconds_total", nil)), len(want))
 	}
 	// What the HELP text and the dashboards rely on: busy time is every mode
 	// but idle, iowait, guest and guest_nice (guest time is inside user and nice).
 	if math.Round(busy*100) != 50806+4421+30636+0+420+0 {
 		t.Errorf("busy = %v", busy)
 	}
-	if v := one(t, got, "panther_cpus", nil); v != 2 {
+	if v := got.Value(t, "panther_cpus", nil); v != 2 {
 		t.Errorf("cpus = %v", v)
 	}
 }
@@ -95,7 +97,7 @@ func TestCPUIsTheKernelsCPULine(t *testing.T) {
 	}
 	got := parityCollect(t, proc)
 	for mode, w := range map[string]float64{"nice": 44.22, "system": 306.37, "iowait": 3.1} {
-		if v := one(t, got, "panther_cpu_seconds_total", map[string]string{"mode": mode}); v != w {
+		if v := got.Value(t, "panther_cpu_seconds_total", map[string]string{"mode": mode}); v != w {
 			t.Errorf("mode %s = %v, want the cpu line's %v", mode, v, w)
 		}
 	}
@@ -104,8 +106,8 @@ func TestCPUIsTheKernelsCPULine(t *testing.T) {
 func TestParityDisksLeaveOutEveryKindOfPartition(t *testing.T) {
 	got := parityCollect(t, parityProc)
 	var devs []string
-	for _, s := range got["panther_disk_read_bytes_total"] {
-		devs = append(devs, s.labels["device"])
+	for _, s := range got.Series("panther_disk_read_bytes_total", nil) {
+		devs = append(devs, s.Labels["device"])
 	}
 	sort.Strings(devs)
 	// Whole devices stay, the eMMC boot areas too (hardware partitions with
@@ -115,19 +117,19 @@ func TestParityDisksLeaveOutEveryKindOfPartition(t *testing.T) {
 		t.Errorf("devices = %s, want %s", strings.Join(devs, ","), want)
 	}
 	d := map[string]string{"device": "mmcblk0"}
-	if v := one(t, got, "panther_disk_read_bytes_total", d); v != 3311204*512 {
+	if v := got.Value(t, "panther_disk_read_bytes_total", d); v != 3311204*512 {
 		t.Errorf("mmcblk0 read bytes = %v", v)
 	}
-	if v := one(t, got, "panther_disk_written_bytes_total", d); v != 1922318*512 {
+	if v := got.Value(t, "panther_disk_written_bytes_total", d); v != 1922318*512 {
 		t.Errorf("mmcblk0 written bytes = %v", v)
 	}
-	if v := one(t, got, "panther_disk_io_time_seconds_total", d); v != 329.81 {
+	if v := got.Value(t, "panther_disk_io_time_seconds_total", d); v != 329.81 {
 		t.Errorf("mmcblk0 io time = %v", v)
 	}
-	if v := one(t, got, "panther_disk_reads_completed_total", d); v != 48230 {
+	if v := got.Value(t, "panther_disk_reads_completed_total", d); v != 48230 {
 		t.Errorf("mmcblk0 reads = %v", v)
 	}
-	if v := one(t, got, "panther_disk_writes_completed_total", d); v != 30129 {
+	if v := got.Value(t, "panther_disk_writes_completed_total", d); v != 30129 {
 		t.Errorf("mmcblk0 writes = %v", v)
 	}
 }
@@ -161,7 +163,7 @@ func TestParityNetworkColumns(t *testing.T) {
 		"panther_network_transmit_errors_total": 1,
 		"panther_network_transmit_drop_total":   2,
 	} {
-		if v := one(t, got, name, d); v != want {
+		if v := got.Value(t, name, d); v != want {
 			t.Errorf("%s = %v, want %v", name, v, want)
 		}
 	}
@@ -192,4 +194,13 @@ func TestProcfsErrorsDoNotQuoteTheFile(t *testing.T) {
 			t.Errorf("%s: error quotes the file: %v", file, err)
 		}
 	}
+}
+
+// TestParityGolden pins everything the collector exports of the parity
+// fixture but the statfs figures of "/" (the test's temporary directory).
+func TestParityGolden(t *testing.T) {
+	parityCollect(t, parityProc).Without(
+		"panther_filesystem_size_bytes", "panther_filesystem_avail_bytes", "panther_filesystem_free_bytes",
+		"panther_filesystem_files", "panther_filesystem_files_free", "panther_filesystem_readonly",
+	).Golden(t, "testdata/parity.prom")
 }

@@ -1,7 +1,6 @@
 package system
 
 import (
-	"context"
 	"log/slog"
 	"math"
 	"os"
@@ -10,10 +9,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/prometheus/client_golang/prometheus"
-	dto "github.com/prometheus/client_model/go"
-
 	"github.com/pantheros/monitoring/exporter/collector"
+	"github.com/pantheros/monitoring/exporter/collector/collectortest"
 	"github.com/pantheros/monitoring/exporter/collector/inputerr/inputerrtest"
 )
 
@@ -25,13 +22,9 @@ var defaults = Options{
 	NetdevExclude:      defNetdevExclude,
 }
 
-type sample struct {
-	labels map[string]string
-	value  float64
-}
-
-// collect runs the collector once and returns its samples by metric name.
-func collect(t *testing.T, procPath, rootPath string, o Options) (map[string][]sample, error) {
+// collect builds the collector over procPath and rootPath and runs it
+// once.
+func collect(t *testing.T, procPath, rootPath string, o Options) (collectortest.Result, error) {
 	t.Helper()
 	c, err := New(collector.Config{
 		Logger:   slog.New(slog.DiscardHandler),
@@ -42,53 +35,8 @@ func collect(t *testing.T, procPath, rootPath string, o Options) (map[string][]s
 	if err != nil {
 		t.Fatal(err)
 	}
-	ch := make(chan prometheus.Metric, 1000)
-	updErr := c.Update(context.Background(), ch)
-	close(ch)
-	out := map[string][]sample{}
-	for m := range ch {
-		var pb dto.Metric
-		if err := m.Write(&pb); err != nil {
-			t.Fatal(err)
-		}
-		s := sample{labels: map[string]string{}}
-		for _, l := range pb.Label {
-			s.labels[l.GetName()] = l.GetValue()
-		}
-		switch {
-		case pb.Gauge != nil:
-			s.value = pb.Gauge.GetValue()
-		case pb.Counter != nil:
-			s.value = pb.Counter.GetValue()
-		}
-		name := fqName(m.Desc())
-		out[name] = append(out[name], s)
-	}
-	return out, updErr
-}
-
-func fqName(d *prometheus.Desc) string {
-	s := d.String()
-	s = s[strings.Index(s, `fqName: "`)+len(`fqName: "`):]
-	return s[:strings.Index(s, `"`)]
-}
-
-func one(t *testing.T, got map[string][]sample, name string, labels map[string]string) float64 {
-	t.Helper()
-	var found []float64
-next:
-	for _, s := range got[name] {
-		for k, v := range labels {
-			if s.labels[k] != v {
-				continue next
-			}
-		}
-		found = append(found, s.value)
-	}
-	if len(found) != 1 {
-		t.Fatalf("%s%v: %d samples, want 1", name, labels, len(found))
-	}
-	return found[0]
+	got := collectortest.Collect(t, c)
+	return got, got.Err
 }
 
 // rootWithMounts makes a root tree holding the fixture's mount points, all
@@ -116,7 +64,7 @@ func TestFixtureHost(t *testing.T) {
 		"user": 22350 / 100.0, "system": 8043 / 100.0, "idle": 79757 / 100.0,
 		"iowait": 338 / 100.0, "softirq": 97 / 100.0, "steal": 63 / 100.0, "nice": 0,
 	} {
-		if v := one(t, got, "panther_cpu_seconds_total", map[string]string{"mode": mode}); !approx(v, want) {
+		if v := got.Value(t, "panther_cpu_seconds_total", map[string]string{"mode": mode}); !approx(v, want) {
 			t.Errorf("cpu %s = %v, want %v", mode, v, want)
 		}
 	}
@@ -132,38 +80,38 @@ func TestFixtureHost(t *testing.T) {
 		"panther_boot_timestamp_seconds": 1795647411,
 	}
 	for name, want := range checks {
-		if v := one(t, got, name, nil); !approx(v, want) {
+		if v := got.Value(t, name, nil); !approx(v, want) {
 			t.Errorf("%s = %v, want %v", name, v, want)
 		}
 	}
 	// /proc/pressure: totals are microseconds.
-	if v := one(t, got, "panther_pressure_waiting_seconds_total", map[string]string{"resource": "cpu"}); !approx(v, 96.777623) {
+	if v := got.Value(t, "panther_pressure_waiting_seconds_total", map[string]string{"resource": "cpu"}); !approx(v, 96.777623) {
 		t.Errorf("cpu pressure = %v", v)
 	}
-	if v := one(t, got, "panther_pressure_stalled_seconds_total", map[string]string{"resource": "io"}); !approx(v, 2.69705) {
+	if v := got.Value(t, "panther_pressure_stalled_seconds_total", map[string]string{"resource": "io"}); !approx(v, 2.69705) {
 		t.Errorf("io full pressure = %v", v)
 	}
-	if n := len(got["panther_pressure_stalled_seconds_total"]); n != 2 {
+	if n := len(got.Series("panther_pressure_stalled_seconds_total", nil)); n != 2 {
 		t.Errorf("%d 'full' pressure series, want 2 (memory, io; not cpu)", n)
 	}
 	// diskstats: loop and zram devices are left out; vda is sectors * 512.
-	if v := one(t, got, "panther_disk_read_bytes_total", map[string]string{"device": "vda"}); v != 2614074*512 {
+	if v := got.Value(t, "panther_disk_read_bytes_total", map[string]string{"device": "vda"}); v != 2614074*512 {
 		t.Errorf("vda read bytes = %v", v)
 	}
-	if v := one(t, got, "panther_disk_io_time_seconds_total", map[string]string{"device": "vda"}); !approx(v, 7.88) {
+	if v := got.Value(t, "panther_disk_io_time_seconds_total", map[string]string{"device": "vda"}); !approx(v, 7.88) {
 		t.Errorf("vda io time = %v", v)
 	}
-	for _, s := range got["panther_disk_read_bytes_total"] {
-		if d := s.labels["device"]; strings.HasPrefix(d, "loop") || strings.HasPrefix(d, "zram") {
+	for _, s := range got.Series("panther_disk_read_bytes_total", nil) {
+		if d := s.Labels["device"]; strings.HasPrefix(d, "loop") || strings.HasPrefix(d, "zram") {
 			t.Errorf("excluded device %s reported", d)
 		}
 	}
 	// net/dev: lo left out.
-	if v := one(t, got, "panther_network_receive_bytes_total", map[string]string{"device": "eth0"}); v != 288162607 {
+	if v := got.Value(t, "panther_network_receive_bytes_total", map[string]string{"device": "eth0"}); v != 288162607 {
 		t.Errorf("eth0 rx = %v", v)
 	}
-	if len(got["panther_network_receive_bytes_total"]) != 3 {
-		t.Errorf("interfaces: %v", got["panther_network_receive_bytes_total"])
+	if len(got.Series("panther_network_receive_bytes_total", nil)) != 3 {
+		t.Errorf("interfaces: %v", got.Series("panther_network_receive_bytes_total", nil))
 	}
 }
 
@@ -173,8 +121,8 @@ func TestFilesystemSelection(t *testing.T) {
 		t.Fatal(err)
 	}
 	var mps []string
-	for _, s := range got["panther_filesystem_readonly"] {
-		mps = append(mps, s.labels["mountpoint"])
+	for _, s := range got.Series("panther_filesystem_readonly", nil) {
+		mps = append(mps, s.Labels["mountpoint"])
 	}
 	sort.Strings(mps)
 	// The btrfs subvolume mounts /nix, /persist, /var/log and the /nix/store
@@ -184,33 +132,33 @@ func TestFilesystemSelection(t *testing.T) {
 	if strings.Join(mps, ",") != want {
 		t.Errorf("mountpoints = %v, want %s", mps, want)
 	}
-	if v := one(t, got, "panther_filesystem_readonly", map[string]string{"mountpoint": "/mnt/backup"}); v != 1 {
+	if v := got.Value(t, "panther_filesystem_readonly", map[string]string{"mountpoint": "/mnt/backup"}); v != 1 {
 		t.Error("/mnt/backup should be read-only")
 	}
 	// /mnt/backup does not exist under the root: marked failed, no sizes.
-	if v := one(t, got, "panther_filesystem_device_error", map[string]string{"mountpoint": "/mnt/backup"}); v != 1 {
+	if v := got.Value(t, "panther_filesystem_device_error", map[string]string{"mountpoint": "/mnt/backup"}); v != 1 {
 		t.Error("/mnt/backup statfs should have failed")
 	}
-	if v := one(t, got, "panther_filesystem_device_error", map[string]string{"mountpoint": "/"}); v != 0 {
+	if v := got.Value(t, "panther_filesystem_device_error", map[string]string{"mountpoint": "/"}); v != 0 {
 		t.Error("/ statfs failed")
 	}
-	if v := one(t, got, "panther_filesystem_size_bytes", map[string]string{"mountpoint": "/", "fstype": "btrfs", "device": "/dev/mapper/crypted"}); v <= 0 {
+	if v := got.Value(t, "panther_filesystem_size_bytes", map[string]string{"mountpoint": "/", "fstype": "btrfs", "device": "/dev/mapper/crypted"}); v <= 0 {
 		t.Errorf("/ size = %v", v)
 	}
-	if len(got["panther_filesystem_size_bytes"]) != 4 {
-		t.Errorf("size series: %v", got["panther_filesystem_size_bytes"])
+	if len(got.Series("panther_filesystem_size_bytes", nil)) != 4 {
+		t.Errorf("size series: %v", got.Series("panther_filesystem_size_bytes", nil))
 	}
 
 	all := defaults
 	all.AllMounts = true
 	got, _ = collect(t, "testdata/proc", rootWithMounts(t), all)
-	if n := len(got["panther_filesystem_readonly"]); n != 9 {
+	if n := len(got.Series("panther_filesystem_readonly", nil)); n != 9 {
 		t.Errorf("--collector.system.all-mounts: %d mounts, want 9", n)
 	}
 	only := defaults
 	only.FSTypesInclude = "^btrfs$"
 	got, _ = collect(t, "testdata/proc", rootWithMounts(t), only)
-	if n := len(got["panther_filesystem_readonly"]); n != 1 {
+	if n := len(got.Series("panther_filesystem_readonly", nil)); n != 1 {
 		t.Errorf("fs-types-include=btrfs: %d mounts, want 1", n)
 	}
 }
@@ -254,10 +202,10 @@ func TestBadInputNamesTheFileAndKeepsTheRest(t *testing.T) {
 			if !strings.Contains(err.Error(), path) {
 				t.Errorf("error %q does not name %s", err, path)
 			}
-			if c.lost != "" && len(got[c.lost]) != 0 {
+			if c.lost != "" && len(got.Series(c.lost, nil)) != 0 {
 				t.Errorf("%s still reported from bad input", c.lost)
 			}
-			if len(got[c.kept]) == 0 {
+			if len(got.Series(c.kept, nil)) == 0 {
 				t.Errorf("%s lost because of another file", c.kept)
 			}
 		})
@@ -271,7 +219,7 @@ func TestNoPSIIsNotAFailure(t *testing.T) {
 	if err != nil {
 		t.Fatalf("kernel without PSI: %v", err)
 	}
-	if len(got["panther_pressure_waiting_seconds_total"]) != 0 {
+	if len(got.Series("panther_pressure_waiting_seconds_total", nil)) != 0 {
 		t.Error("pressure reported without /proc/pressure")
 	}
 }
