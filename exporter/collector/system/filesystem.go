@@ -10,7 +10,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/procfs"
-	"github.com/shirou/gopsutil/v4/disk"
+	"golang.org/x/sys/unix"
 
 	"github.com/pantheros/monitoring/exporter/collector"
 	"github.com/pantheros/monitoring/exporter/collector/inputerr"
@@ -78,11 +78,12 @@ func (s *System) updateFilesystems(ctx context.Context, ch chan<- prometheus.Met
 			continue
 		}
 		ch <- fsDeviceErr.Const(0, labels...)
-		ch <- fsSize.Const(float64(u.Total), labels...)
-		ch <- fsAvail.Const(float64(u.Free), labels...)
-		ch <- fsFree.Const(float64(u.Total-u.Used), labels...)
-		ch <- fsFiles.Const(float64(u.InodesTotal), labels...)
-		ch <- fsFilesFree.Const(float64(u.InodesFree), labels...)
+		bsize := float64(u.Bsize)
+		ch <- fsSize.Const(float64(u.Blocks)*bsize, labels...)
+		ch <- fsAvail.Const(float64(u.Bavail)*bsize, labels...)
+		ch <- fsFree.Const(float64(u.Bfree)*bsize, labels...)
+		ch <- fsFiles.Const(float64(u.Files), labels...)
+		ch <- fsFilesFree.Const(float64(u.Ffree), labels...)
 	}
 	return nil
 }
@@ -99,7 +100,7 @@ func newStatfsGuard() *statfsGuard { return &statfsGuard{stuck: map[string]bool{
 
 var errStuck = errors.New("statfs still hung from an earlier scrape")
 
-func (g *statfsGuard) usage(ctx context.Context, path string) (*disk.UsageStat, error) {
+func (g *statfsGuard) usage(ctx context.Context, path string) (*unix.Statfs_t, error) {
 	g.mu.Lock()
 	if g.stuck[path] {
 		g.mu.Unlock()
@@ -109,13 +110,18 @@ func (g *statfsGuard) usage(ctx context.Context, path string) (*disk.UsageStat, 
 	g.mu.Unlock()
 
 	type answer struct {
-		u   *disk.UsageStat
+		u   *unix.Statfs_t
 		err error
 	}
 	done := make(chan answer, 1)
 	go func() {
-		u, err := disk.UsageWithContext(ctx, path)
-		done <- answer{u, err}
+		var st unix.Statfs_t
+		err := unix.Statfs(path, &st)
+		if err != nil {
+			done <- answer{nil, err}
+		} else {
+			done <- answer{&st, nil}
+		}
 		g.mu.Lock()
 		delete(g.stuck, path)
 		g.mu.Unlock()

@@ -10,7 +10,7 @@ import (
 )
 
 // Every /proc file the collector reads, garbled with the marker in each
-// field a parser (gopsutil, procfs) could quote: the collector's error names
+// field a parser (procfs) could quote: the collector's error names
 // the file and never quotes the marker.
 func TestProcErrorsQuoteNoInput(t *testing.T) {
 	const m = inputerrtest.Marker

@@ -1,10 +1,11 @@
 // Package system collects CPU, load, memory, swap, filesystem, disk,
-// network, boot time and pressure stall metrics. It reads /proc/stat,
-// /proc/meminfo, mountinfo and PSI through prometheus/procfs, the parsers
-// node_exporter uses, so that the figures are the kernel's and agree with
-// node_exporter's to the last digit; load, disks, network and statfs through
-// gopsutil (which honours --path.procfs/--path.sysfs via its context
-// environment).
+// network, boot time and pressure stall metrics. Every /proc file (stat,
+// meminfo, loadavg, diskstats, net/dev, mountinfo, pressure) is read
+// through prometheus/procfs, the parsers node_exporter uses, so that the
+// figures are the kernel's and agree with node_exporter's to the last digit;
+// statfs is one system call. One /proc library, whose parsers return errors:
+// gopsutil, used here before, indexed fields of a truncated /proc/loadavg
+// without checking, which needed a recover around every part.
 package system
 
 import (
@@ -18,10 +19,7 @@ import (
 	"github.com/alecthomas/kingpin/v2"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/procfs"
-	"github.com/shirou/gopsutil/v4/common"
-	"github.com/shirou/gopsutil/v4/disk"
-	"github.com/shirou/gopsutil/v4/load"
-	"github.com/shirou/gopsutil/v4/net"
+	"github.com/prometheus/procfs/blockdevice"
 
 	"github.com/pantheros/monitoring/exporter/collector"
 	"github.com/pantheros/monitoring/exporter/collector/inputerr"
@@ -97,16 +95,16 @@ func (f filter) keep(s string) bool {
 
 // System is the system collector.
 type System struct {
-	cfg     collector.Config
-	logger  *slog.Logger
-	env     common.EnvMap
-	procfs  procfs.FS
-	mounts  filter
-	fstypes filter
-	disks   filter
-	netdevs filter
-	all     bool
-	statfs  *statfsGuard
+	cfg      collector.Config
+	logger   *slog.Logger
+	procfs   procfs.FS
+	blockdev blockdevice.FS
+	mounts   filter
+	fstypes  filter
+	disks    filter
+	netdevs  filter
+	all      bool
+	statfs   *statfsGuard
 }
 
 // New builds the collector; it fails only on bad flags.
@@ -128,12 +126,11 @@ func New(cfg collector.Config, o Options) (*System, error) {
 	if s.procfs, err = procfs.NewFS(cfg.ProcPath); err != nil {
 		return nil, fmt.Errorf("--path.procfs: %w", err)
 	}
-	s.env = common.EnvMap{
-		common.HostProcEnvKey: cfg.ProcPath,
-		common.HostSysEnvKey:  cfg.SysPath,
-		common.HostRootEnvKey: cfg.RootPath,
-		// gopsutil reads mountinfo of pid 1 from here; we read it through procfs.
-		common.HostProcMountinfo: cfg.Proc("1", "mountinfo"),
+	// Only /proc/diskstats is read through blockdevice; it wants a sysfs
+	// root too, which ProcDiskstats never touches, and --path.sysfs need
+	// not exist.
+	if s.blockdev, err = blockdevice.NewFS(cfg.ProcPath, cfg.ProcPath); err != nil {
+		return nil, fmt.Errorf("--path.procfs: %w", err)
 	}
 	return s, nil
 }
@@ -167,7 +164,6 @@ var (
 // Update reads every source; a source that fails is reported in the error
 // and the others are still sent.
 func (s *System) Update(ctx context.Context, ch chan<- prometheus.Metric) error {
-	ctx = context.WithValue(ctx, common.EnvKey, s.env)
 	var errs []error
 	for _, part := range []struct {
 		name string
@@ -181,23 +177,11 @@ func (s *System) Update(ctx context.Context, ch chan<- prometheus.Metric) error 
 		{"network", s.updateNetwork},
 		{"pressure", s.updatePressure},
 	} {
-		if err := safely(ctx, ch, part.fn); err != nil {
+		if err := part.fn(ctx, ch); err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", part.name, err))
 		}
 	}
 	return errors.Join(errs...)
-}
-
-// safely turns a panic in a parser (gopsutil indexes fields of a truncated
-// /proc/loadavg without checking) into an error, so the other parts are
-// still read.
-func safely(ctx context.Context, ch chan<- prometheus.Metric, fn func(context.Context, chan<- prometheus.Metric) error) (err error) {
-	defer func() {
-		if p := recover(); p != nil {
-			err = inputerr.Panic(p) // a parser's panic value may quote the file
-		}
-	}()
-	return fn(ctx, ch)
 }
 
 // procfsErr keeps an error of procfs from quoting the file's content (its
@@ -206,8 +190,8 @@ func safely(ctx context.Context, ch chan<- prometheus.Metric, fn func(context.Co
 func procfsErr(path string, err error) error { return inputerr.Wrap(path, err) }
 
 // updateStat reads /proc/stat once for the CPU times and the boot time,
-// through procfs as node_exporter does: the kernel's own figures (gopsutil
-// takes guest out of user and nice).
+// through procfs as node_exporter does: the kernel's own figures (gopsutil,
+// which this collector used before, took guest out of user and nice).
 func (s *System) updateStat(_ context.Context, ch chan<- prometheus.Metric) error {
 	path := s.cfg.Proc("stat")
 	st, err := s.procfs.Stat()
@@ -237,12 +221,8 @@ func (s *System) updateStat(_ context.Context, ch chan<- prometheus.Metric) erro
 	return errors.Join(errs...)
 }
 
-func (s *System) updateLoad(ctx context.Context, ch chan<- prometheus.Metric) error {
-	var avg *load.AvgStat
-	err := safely(ctx, ch, func(ctx context.Context, _ chan<- prometheus.Metric) (err error) {
-		avg, err = load.AvgWithContext(ctx)
-		return err
-	})
+func (s *System) updateLoad(_ context.Context, ch chan<- prometheus.Metric) error {
+	avg, err := s.procfs.LoadAvg()
 	if err != nil {
 		return inputerr.Wrap(s.cfg.Proc("loadavg"), err)
 	}
@@ -296,20 +276,25 @@ var (
 // figure to the last digit.
 const secondsPerMillisecond = 1.0 / 1000.0
 
-func (s *System) updateDisks(ctx context.Context, ch chan<- prometheus.Metric) error {
-	stats, err := disk.IOCountersWithContext(ctx)
+// sectorSize is the unit of /proc/diskstats' sector counts, whatever the
+// device's own sector size (the kernel counts 512-byte sectors).
+const sectorSize = 512
+
+func (s *System) updateDisks(_ context.Context, ch chan<- prometheus.Metric) error {
+	stats, err := s.blockdev.ProcDiskstats()
 	if err != nil {
 		return inputerr.Wrap(s.cfg.Proc("diskstats"), err)
 	}
-	for name, d := range stats {
+	for _, d := range stats {
+		name := d.DeviceName
 		if !s.disks.keep(name) {
 			continue
 		}
-		ch <- diskRead.Const(float64(d.ReadBytes), name)
-		ch <- diskWritten.Const(float64(d.WriteBytes), name)
-		ch <- diskIOTime.Const(float64(d.IoTime)*secondsPerMillisecond, name)
-		ch <- diskReads.Const(float64(d.ReadCount), name)
-		ch <- diskWrites.Const(float64(d.WriteCount), name)
+		ch <- diskRead.Const(float64(d.ReadSectors*sectorSize), name)
+		ch <- diskWritten.Const(float64(d.WriteSectors*sectorSize), name)
+		ch <- diskIOTime.Const(float64(d.IOsTotalTicks)*secondsPerMillisecond, name)
+		ch <- diskReads.Const(float64(d.ReadIOs), name)
+		ch <- diskWrites.Const(float64(d.WriteIOs), name)
 	}
 	return nil
 }
@@ -323,8 +308,8 @@ var (
 	netTxDrop = collector.Counter("system", "network_transmit_drop_total", "Packets dropped on their way out (drop of /proc/net/dev: tx_dropped).", "device")
 )
 
-func (s *System) updateNetwork(ctx context.Context, ch chan<- prometheus.Metric) error {
-	stats, err := net.IOCountersWithContext(ctx, true)
+func (s *System) updateNetwork(_ context.Context, ch chan<- prometheus.Metric) error {
+	stats, err := s.procfs.NetDev()
 	if err != nil {
 		return inputerr.Wrap(s.cfg.Proc("net", "dev"), err)
 	}
@@ -332,12 +317,12 @@ func (s *System) updateNetwork(ctx context.Context, ch chan<- prometheus.Metric)
 		if !s.netdevs.keep(n.Name) {
 			continue
 		}
-		ch <- netRx.Const(float64(n.BytesRecv), n.Name)
-		ch <- netTx.Const(float64(n.BytesSent), n.Name)
-		ch <- netRxErr.Const(float64(n.Errin), n.Name)
-		ch <- netTxErr.Const(float64(n.Errout), n.Name)
-		ch <- netRxDrop.Const(float64(n.Dropin), n.Name)
-		ch <- netTxDrop.Const(float64(n.Dropout), n.Name)
+		ch <- netRx.Const(float64(n.RxBytes), n.Name)
+		ch <- netTx.Const(float64(n.TxBytes), n.Name)
+		ch <- netRxErr.Const(float64(n.RxErrors), n.Name)
+		ch <- netTxErr.Const(float64(n.TxErrors), n.Name)
+		ch <- netRxDrop.Const(float64(n.RxDropped), n.Name)
+		ch <- netTxDrop.Const(float64(n.TxDropped), n.Name)
 	}
 	return nil
 }
