@@ -10,6 +10,13 @@
 // last read, and every tenth refresh reads all of them (to catch a unit
 // restarted back into the same state). A lost bus connection fails the
 // scrape and is made again on the next one.
+//
+// It speaks to systemd with godbus directly rather than through go-systemd's
+// dbus package (which is in the dependency tree): that package makes one
+// blocking round trip per unit's properties, where this collector pipelines
+// the GetAll calls of a refresh (up to 64 in flight on one connection), and
+// it opens a second connection that subscribes to job signals this
+// collector has no use for.
 package boot
 
 import (
