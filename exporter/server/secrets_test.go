@@ -73,7 +73,7 @@ func TestNoInputOnPageMetricsOrLog(t *testing.T) {
 	must(t, err)
 	tfC, err := textfile.New(cfg, textfile.Options{Directories: []string{tf}})
 	must(t, err)
-	reg := collector.NewRegistry(logger, collector.Options{Timeout: 10 * time.Second},
+	scraper := collector.NewScraper(logger, collector.Options{Timeout: 10 * time.Second},
 		collector.Named{Name: "system", Collector: sysC},
 		collector.Named{Name: "btrfs", Collector: btrfsC},
 		collector.Named{Name: "nix", Collector: nixC},
@@ -81,7 +81,7 @@ func TestNoInputOnPageMetricsOrLog(t *testing.T) {
 		collector.Named{Name: "panicky", Collector: panicky{}},
 	)
 	srv := httptest.NewServer(New(Config{
-		Logger: logger, Registry: reg, TelemetryPath: "/metrics", MaxRequests: 4,
+		Logger: logger, Scraper: scraper, TelemetryPath: "/metrics", MaxRequests: 4,
 		AllCollectors: []string{"btrfs", "nix", "panicky", "system", "textfile"}, Version: "test",
 	}))
 	defer srv.Close()

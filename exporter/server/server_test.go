@@ -48,7 +48,7 @@ func newServer(t *testing.T, maxRequests int, cs ...collector.Named) *httptest.S
 	return srv
 }
 
-func get(t *testing.T, url string) (int, string) {
+func fetch(t *testing.T, url string) (int, string) {
 	t.Helper()
 	resp, err := http.Get(url)
 	if err != nil {
@@ -76,7 +76,7 @@ func TestFilter(t *testing.T) {
 		{"?collect[]=nosuch", 400, []string{`unknown or disabled collector "nosuch"`}, []string{"servertest_value"}},
 		{"?exclude[]=off", 400, []string{`unknown or disabled collector "off"`}, nil},
 	} {
-		code, body := get(t, srv.URL+"/metrics"+tc.query)
+		code, body := fetch(t, srv.URL+"/metrics"+tc.query)
 		if code != tc.code {
 			t.Errorf("%s: status %d, want %d: %s", tc.query, code, tc.code, body)
 		}
@@ -123,7 +123,7 @@ func TestRequestLimit(t *testing.T) {
 		t.Fatal("first scrape never reached the collector")
 	}
 	for _, q := range []string{"", "?collect[]=beta"} {
-		code, body := get(t, srv.URL+"/metrics"+q)
+		code, body := fetch(t, srv.URL+"/metrics"+q)
 		if code != http.StatusServiceUnavailable || !strings.Contains(body, "Limit of concurrent requests reached (1)") {
 			t.Errorf("second scrape%s: %d %q, want 503 naming the limit", q, code, body)
 		}
@@ -132,7 +132,7 @@ func TestRequestLimit(t *testing.T) {
 	if code := <-first; code != 200 {
 		t.Errorf("first scrape: %d", code)
 	}
-	if code, _ := get(t, srv.URL+"/metrics?collect[]=beta"); code != 200 {
+	if code, _ := fetch(t, srv.URL+"/metrics?collect[]=beta"); code != 200 {
 		t.Errorf("scrape after the slot was freed: %d", code)
 	}
 }
@@ -144,10 +144,10 @@ func TestLandingPageRows(t *testing.T) {
 		return errors.New("cannot read /proc/x: <secret & tag>")
 	})}
 	srv := newServer(t, 0, sends("alpha"), sends("beta"), broken)
-	if code, _ := get(t, srv.URL+"/metrics?exclude[]=beta"); code != 200 {
+	if code, _ := fetch(t, srv.URL+"/metrics?exclude[]=beta"); code != 200 {
 		t.Fatalf("scrape: %d", code)
 	}
-	code, body := get(t, srv.URL+"/")
+	code, body := fetch(t, srv.URL+"/")
 	if code != 200 {
 		t.Fatalf("landing page: %d", code)
 	}
@@ -163,7 +163,7 @@ func TestLandingPageRows(t *testing.T) {
 		}
 	}
 	// The toolkit's landing page answers only "/".
-	if code, _ := get(t, srv.URL+"/nosuch"); code != http.StatusNotFound {
+	if code, _ := fetch(t, srv.URL+"/nosuch"); code != http.StatusNotFound {
 		t.Errorf("/nosuch: %d, want 404", code)
 	}
 }

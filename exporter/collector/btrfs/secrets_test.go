@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/pantheros/monitoring/exporter/collector/collectortest"
 	"github.com/pantheros/monitoring/exporter/collector/inputerr/inputerrtest"
 )
 
@@ -63,7 +64,7 @@ func TestCollectorErrorsQuoteNoInput(t *testing.T) {
 		if err := os.WriteFile(p, []byte("x "+marker+"\n"), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		_, err := collect(t, newFixture(t, sys, "testdata/root"))
+		err := collectortest.Collect(t, newFixture(t, sys, "testdata/root")).Err
 		if err == nil || !strings.Contains(err.Error(), p) {
 			t.Fatalf("%s: error %v does not name the file", f, err)
 		}
@@ -74,7 +75,7 @@ func TestCollectorErrorsQuoteNoInput(t *testing.T) {
 	if err := os.WriteFile(p, []byte("scrub status:1\n"+fixUUID+":1|t_start:"+marker+"\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	_, err := collect(t, newFixture(t, "testdata/sys", root))
+	err := collectortest.Collect(t, newFixture(t, "testdata/sys", root)).Err
 	if err == nil || !strings.Contains(err.Error(), p+": line 2") {
 		t.Fatalf("scrub status: error %v does not name the file and line", err)
 	}
