@@ -5,6 +5,7 @@
 # robin), CPU seconds per 1000 scrapes and peak RSS, with ratios.
 #
 #   bash e2e/bench/system.sh [N]      (default N=1000; run from the repo root)
+#   BASELINE_BIN=/path/to/other/panther-exporter bash e2e/bench/system.sh [N]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 N=${1:-1000}
@@ -23,7 +24,16 @@ trap 'kill $OURS $NODEPID 2>/dev/null' EXIT
 for p in $P1 $P2; do
   for i in $(seq 100); do curl -sf -o /dev/null http://127.0.0.1:$p/metrics && break; sleep 0.1; done
 done
+# BASELINE_BIN: another panther-exporter build (say, main's) measured in the
+# same run, so a change is judged by a ratio taken side by side.
+targets=(panther-exporter=http://127.0.0.1:$P1/metrics@$OURS node_exporter=http://127.0.0.1:$P2/metrics@$NODEPID)
+if [ -n "${BASELINE_BIN:-}" ]; then
+  P3=$(port)
+  "$BASELINE_BIN" --web.listen-address=127.0.0.1:$P3 --collector.disable-defaults --collector.system --log.level=warn &
+  BASE=$!
+  trap 'kill $OURS $NODEPID $BASE 2>/dev/null' EXIT
+  for i in $(seq 100); do curl -sf -o /dev/null http://127.0.0.1:$P3/metrics && break; sleep 0.1; done
+  targets+=(baseline=http://127.0.0.1:$P3/metrics@$BASE)
+fi
 echo "# $(date -u +%F) $(nproc) cores; $("$NODE" --version 2>&1 | head -1)"
-./bin/scrapebench -n "$N" \
-  panther-exporter=http://127.0.0.1:$P1/metrics@$OURS \
-  node_exporter=http://127.0.0.1:$P2/metrics@$NODEPID
+./bin/scrapebench -n "$N" "${targets[@]}"

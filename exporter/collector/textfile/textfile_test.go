@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -18,73 +17,20 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/pantheros/monitoring/exporter/collector"
+	"github.com/pantheros/monitoring/exporter/collector/collectortest"
 	"github.com/pantheros/monitoring/exporter/collector/inputerr/inputerrtest"
 )
 
-// one wraps the collector for a prometheus.Registry, as the exporter's
-// registry does.
-type one struct{ c collector.Collector }
-
-func (one) Describe(chan<- *prometheus.Desc) {}
-func (o one) Collect(ch chan<- prometheus.Metric) {
-	if err := o.c.Update(context.Background(), ch); err != nil {
-		panic(err)
-	}
-}
-
-// gather runs the collector through a real prometheus.Registry (which
-// checks the families are consistent) and flattens the result.
+// gather runs the collector once through collectortest (a real
+// prometheus.Registry checks the families are consistent) and returns the
+// sample lines of the text format: name{labels} -> value.
 func gather(t testing.TB, c collector.Collector) map[string]float64 {
 	t.Helper()
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(one{c})
-	fams, err := reg.Gather()
-	if err != nil {
-		t.Fatalf("gather: %v", err)
+	got := collectortest.Collect(t, c)
+	if got.Err != nil {
+		t.Fatalf("Update: %v", got.Err)
 	}
-	return flatten(fams)
-}
-
-// flatten turns families into the sample lines of the text format:
-// name{labels} -> value.
-func flatten(fams []*dto.MetricFamily) map[string]float64 {
-	out := map[string]float64{}
-	for _, f := range fams {
-		for _, m := range f.Metric {
-			var ls []string
-			for _, l := range m.Label {
-				if l.GetValue() != "" {
-					ls = append(ls, fmt.Sprintf("%s=%q", l.GetName(), l.GetValue()))
-				}
-			}
-			key := func(suffix string, extra ...string) string {
-				all := append(append([]string{}, ls...), extra...)
-				sort.Strings(all)
-				return f.GetName() + suffix + "{" + strings.Join(all, ",") + "}"
-			}
-			switch f.GetType() {
-			case dto.MetricType_COUNTER:
-				out[key("")] = m.GetCounter().GetValue()
-			case dto.MetricType_GAUGE:
-				out[key("")] = m.GetGauge().GetValue()
-			case dto.MetricType_UNTYPED:
-				out[key("")] = m.GetUntyped().GetValue()
-			case dto.MetricType_SUMMARY:
-				for _, q := range m.GetSummary().Quantile {
-					out[key("", fmt.Sprintf("quantile=%q", fmt.Sprint(q.GetQuantile())))] = q.GetValue()
-				}
-				out[key("_sum")] = m.GetSummary().GetSampleSum()
-				out[key("_count")] = float64(m.GetSummary().GetSampleCount())
-			case dto.MetricType_HISTOGRAM:
-				for _, b := range m.GetHistogram().Bucket {
-					out[key("_bucket", fmt.Sprintf("le=%q", fmt.Sprint(b.GetUpperBound())))] = float64(b.GetCumulativeCount())
-				}
-				out[key("_sum")] = m.GetHistogram().GetSampleSum()
-				out[key("_count")] = float64(m.GetHistogram().GetSampleCount())
-			}
-		}
-	}
-	return out
+	return got.Flat()
 }
 
 // fromFile is what expfmt itself reads from a fixture, flattened the same
@@ -106,7 +52,7 @@ func fromFile(t testing.TB, path string) map[string]float64 {
 			list = append(list, f)
 		}
 	}
-	return flatten(list)
+	return collectortest.Result{Families: list}.Flat()
 }
 
 func newTextfile(t testing.TB, logs *bytes.Buffer, dirs ...string) *Textfile {
@@ -155,7 +101,7 @@ func TestGoodFiles(t *testing.T) {
 	if v := got[fmt.Sprintf("panther_textfile_stale_after_seconds{file=%q}", filepath.Join(dir, "deploy.prom"))]; v != 86400 {
 		t.Errorf("deploy stale after %v", v)
 	}
-	if _, ok := got["textfile_stale_after_seconds{}"]; ok {
+	if _, ok := got["textfile_stale_after_seconds"]; ok {
 		t.Error("textfile_stale_after_seconds exported as written")
 	}
 }
@@ -223,7 +169,7 @@ func fromFileLenient(path string) map[string]float64 {
 			list = append(list, f)
 		}
 	}
-	return flatten(list)
+	return collectortest.Result{Families: list}.Flat()
 }
 
 // A file replaced by rename is read anew; one fixed logs its recovery; a
@@ -243,20 +189,20 @@ func TestChangesAndRecovery(t *testing.T) {
 		}
 	}
 	write("job_runs_total 1\n")
-	if v := gather(t, c)["job_runs_total{}"]; v != 1 {
+	if v := gather(t, c)["job_runs_total"]; v != 1 {
 		t.Fatalf("first value %v", v)
 	}
 	write("job_runs_total 2\n")
-	if v := gather(t, c)["job_runs_total{}"]; v != 2 {
+	if v := gather(t, c)["job_runs_total"]; v != 2 {
 		t.Fatalf("after rename %v", v)
 	}
 	write("job_runs_total{ 3\n")
 	got := gather(t, c)
-	if _, ok := got["job_runs_total{}"]; ok || got[fmt.Sprintf("panther_textfile_scrape_error{file=%q}", p)] != 1 {
+	if _, ok := got["job_runs_total"]; ok || got[fmt.Sprintf("panther_textfile_scrape_error{file=%q}", p)] != 1 {
 		t.Fatalf("garbled: %v", got)
 	}
 	write("job_runs_total 4\n")
-	if v := gather(t, c)["job_runs_total{}"]; v != 4 {
+	if v := gather(t, c)["job_runs_total"]; v != 4 {
 		t.Fatalf("after fix %v", v)
 	}
 	if !strings.Contains(logs.String(), "textfile usable again") {
@@ -290,7 +236,7 @@ func TestRuntimeMetricCollision(t *testing.T) {
 	os.WriteFile(p, []byte("# TYPE go_goroutines gauge\ngo_goroutines 3\n"), 0o644)
 	var logs bytes.Buffer
 	got := gather(t, newTextfile(t, &logs, dir))
-	if _, ok := got["go_goroutines{}"]; ok || got[fmt.Sprintf("panther_textfile_scrape_error{file=%q}", p)] != 1 {
+	if _, ok := got["go_goroutines"]; ok || got[fmt.Sprintf("panther_textfile_scrape_error{file=%q}", p)] != 1 {
 		t.Fatalf("go_goroutines from a file accepted: %v", got)
 	}
 	if !strings.Contains(logs.String(), "go_goroutines") {
@@ -343,4 +289,12 @@ func (m metricsOf) Collect(ch chan<- prometheus.Metric) {
 			ch <- x
 		}
 	}
+}
+
+// TestMixedGolden pins what the collector exports of the mixed fixture
+// directory (good files, a garbled one, clashing ones); the mtimes are
+// those of the checkout.
+func TestMixedGolden(t *testing.T) {
+	got := collectortest.Collect(t, newTextfile(t, nil, "testdata/mixed"))
+	got.Without("panther_textfile_mtime_seconds").Golden(t, "testdata/mixed.prom")
 }
