@@ -1,50 +1,24 @@
 package nix
 
 import (
-	"context"
 	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	dto "github.com/prometheus/client_model/go"
-
 	"github.com/pantheros/monitoring/exporter/collector"
+	"github.com/pantheros/monitoring/exporter/collector/collectortest"
 )
 
-// samples runs one Update and returns its samples keyed by
-// name{label="value",...}.
+// samples runs one Update through collectortest and returns its samples
+// keyed by name{label="value",...}.
 func samples(t testing.TB, n *Nix) (map[string]float64, error) {
 	t.Helper()
-	ch := make(chan prometheus.Metric, 1024)
-	err := n.Update(context.Background(), ch)
-	close(ch)
-	out := map[string]float64{}
-	for m := range ch {
-		var d dto.Metric
-		if werr := m.Write(&d); werr != nil {
-			t.Fatal(werr)
-		}
-		name := m.Desc().String()
-		name = name[strings.Index(name, `"`)+1:]
-		name = name[:strings.Index(name, `"`)]
-		var ls []string
-		for _, l := range d.Label {
-			ls = append(ls, fmt.Sprintf("%s=%q", l.GetName(), l.GetValue()))
-		}
-		sort.Strings(ls)
-		key := name
-		if len(ls) > 0 {
-			key += "{" + strings.Join(ls, ",") + "}"
-		}
-		out[key] = d.GetGauge().GetValue()
-	}
-	return out, err
+	got := collectortest.Collect(t, n)
+	return got.Flat(), got.Err
 }
 
 func newNix(t testing.TB, root string) *Nix {
@@ -318,5 +292,24 @@ func TestProfilesDirIsALink(t *testing.T) {
 	}
 	if want := linkMtime(t, filepath.Join(root, "persist/profiles/system-5-link")); got["panther_nixos_generation_timestamp_seconds"] != want {
 		t.Errorf("timestamp %v, want %v", got["panther_nixos_generation_timestamp_seconds"], want)
+	}
+}
+
+// TestGolden pins what the collector exports of two fixture hosts, one
+// whose booted and current systems agree and one that needs a reboot for
+// its kernel; the store's statfs figures and the profile links' mtimes (set
+// by the checkout) are left out.
+func TestGolden(t *testing.T) {
+	for _, host := range []string{"agree", "kernel"} {
+		t.Run(host, func(t *testing.T) {
+			got := collectortest.Collect(t, newNix(t, filepath.Join("testdata", host)))
+			if got.Err != nil {
+				t.Fatalf("Update: %v", got.Err)
+			}
+			got.Without(
+				"panther_nix_store_filesystem_avail_bytes", "panther_nix_store_filesystem_size_bytes",
+				"panther_nix_store_filesystem_used_bytes", "panther_nixos_generation_timestamp_seconds",
+			).Golden(t, filepath.Join("testdata", host+".prom"))
+		})
 	}
 }
