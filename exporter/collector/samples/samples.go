@@ -1,69 +1,40 @@
-// Package samples runs a collector once in a test and returns what it sent,
-// by metric name, so that tests compare values instead of text.
+// Package samples is a view of what a collector sent, by metric name, with
+// value checks (Want, Absent) for tests that compare values instead of
+// text. The collection itself is collectortest's, the one way this
+// repository runs a collector in a test.
 package samples
 
 import (
-	"context"
 	"fmt"
 	"sort"
 	"strings"
 	"testing"
 
-	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/pantheros/monitoring/exporter/collector"
+	"github.com/pantheros/monitoring/exporter/collector/collectortest"
 )
 
 // Sample is one series: its labels and value.
-type Sample struct {
-	Labels map[string]string
-	Value  float64
-}
+type Sample = collectortest.Sample
 
 // Set is every sample of one Update, by metric name.
 type Set map[string][]Sample
 
-// Collect runs c.Update once and returns its samples and its error.
+// Collect runs c.Update once through collectortest and returns its samples
+// and its error. Families other than gauges and counters fail the test.
 func Collect(t testing.TB, c collector.Collector) (Set, error) {
 	t.Helper()
-	ch := make(chan prometheus.Metric, 4096)
-	err := c.Update(context.Background(), ch)
-	close(ch)
+	got := collectortest.Collect(t, c)
 	out := Set{}
-	for m := range ch {
-		var pb dto.Metric
-		if werr := m.Write(&pb); werr != nil {
-			t.Fatal(werr)
+	for _, f := range got.Families {
+		if f.GetType() != dto.MetricType_GAUGE && f.GetType() != dto.MetricType_COUNTER {
+			t.Fatalf("%s: neither gauge nor counter", f.GetName())
 		}
-		s := Sample{Labels: map[string]string{}}
-		for _, l := range pb.Label {
-			s.Labels[l.GetName()] = l.GetValue()
-		}
-		switch {
-		case pb.Gauge != nil:
-			s.Value = pb.Gauge.GetValue()
-		case pb.Counter != nil:
-			s.Value = pb.Counter.GetValue()
-		default:
-			t.Fatalf("%s: neither gauge nor counter", m.Desc())
-		}
-		name := descName(m.Desc().String())
-		out[name] = append(out[name], s)
+		out[f.GetName()] = got.Series(f.GetName(), nil)
 	}
-	return out, err
-}
-
-// descName takes fqName out of Desc.String(), which is the only way
-// client_golang gives it.
-func descName(d string) string {
-	const key = `fqName: "`
-	i := strings.Index(d, key)
-	if i < 0 {
-		return d
-	}
-	rest := d[i+len(key):]
-	return rest[:strings.IndexByte(rest, '"')]
+	return out, got.Err
 }
 
 // Get returns the value of name with exactly these labels (a subset match:
