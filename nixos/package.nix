@@ -38,7 +38,7 @@ buildGoModule {
   # nix-hash --type sha256); TestVendorHash fails when it is stale. Not
   # checked against a real nixpkgs build (none on the development machines):
   # a different Go minor version in nixpkgs could vendor differently.
-  vendorHash = "sha256-HgzlVKXDNlK/cu8sDgNUpPdjIS46tkAWe1DLYmqPp4A=";
+  vendorHash = "sha256-SXDtwpFVM41nnu6rrq05nIc8vj0W1wQyLrzKfwDgk1g=";
 
   subPackages = [ "exporter/cmd/panther-exporter" ];
 
