@@ -95,7 +95,7 @@ func TestDatadogAgentEval(t *testing.T) {
 	if len(post) != 1 || !regexp.MustCompile(`^-/nix/store/\S+/bin/bash /nix/store/[a-z0-9]{32}-datadog-socket-mode\.sh /run/datadog/dsd\.socket$`).MatchString(fmt.Sprint(post[0])) {
 		t.Errorf("datadog-agent ExecStartPost %v, want datadog-socket-mode.sh on the socket", post)
 	}
-	if sc["StateDirectory"] != nil || e.Datadog.ExtraGroups != nil && len(e.Datadog.ExtraGroups) > 0 {
+	if sc["StateDirectory"] != nil || len(e.Datadog.ExtraGroups) > 0 {
 		t.Errorf("logs off, yet StateDirectory %v, extra groups %v", sc["StateDirectory"], e.Datadog.ExtraGroups)
 	}
 

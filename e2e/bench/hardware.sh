@@ -11,7 +11,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 N=${1:-1000}
-export GOFLAGS=-tags=remote,containers_image_openpgp,exclude_graphdriver_btrfs,btrfs_noversion,exclude_graphdriver_devicemapper
 make -s build
 go build -o bin/scrapebench ./e2e/bench/scrapebench
 NODE=${NODE_EXPORTER:-/usr/bin/prometheus-node-exporter}
