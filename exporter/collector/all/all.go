@@ -15,4 +15,5 @@ import (
 	_ "github.com/pantheros/monitoring/exporter/collector/system"
 	_ "github.com/pantheros/monitoring/exporter/collector/textfile"
 	_ "github.com/pantheros/monitoring/exporter/collector/timex"
+	_ "github.com/pantheros/monitoring/exporter/collector/units"
 )
