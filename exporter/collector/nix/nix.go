@@ -24,6 +24,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/alecthomas/kingpin/v2"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/pantheros/monitoring/exporter/collector"
@@ -67,19 +68,36 @@ var (
 		"component")
 )
 
-// Options are the nix collector's flags (none yet).
-type Options struct{}
+// Options are the nix collector's flags.
+type Options struct {
+	GCStateFile      string        // the nix-gc wrapper's state file, host path
+	StoreInterval    time.Duration // how often the database is checked for changes
+	OptimiseInterval time.Duration // at most one walk of /nix/store/.links per this
+}
+
+// DefaultGCStateFile is where the NixOS module's nix-gc wrapper writes.
+const DefaultGCStateFile = "/var/lib/panther/nix-gc-last-run"
+
+var flags Options
 
 func init() {
+	kingpin.Flag("collector.nix.gc-state-file", "State file the nix-gc wrapper writes after each nix-collect-garbage run (a host path, under --path.rootfs; empty: none).").
+		Default(DefaultGCStateFile).StringVar(&flags.GCStateFile)
+	kingpin.Flag("collector.nix.store-interval", "How often to look whether Nix's database changed, and then recompute the store and closure sizes in the background.").
+		Default("1m").DurationVar(&flags.StoreInterval)
+	kingpin.Flag("collector.nix.optimise-interval", "At most one walk of /nix/store/.links (the bytes hard-linking saves) per this interval, in the background.").
+		Default("6h").DurationVar(&flags.OptimiseInterval)
 	collector.Register(name, true, func(cfg collector.Config) (collector.Collector, error) {
-		return New(cfg, Options{})
+		return New(cfg, flags)
 	})
 }
 
 // Nix is the nix collector.
 type Nix struct {
-	logger *slog.Logger
-	r      resolver
+	logger  *slog.Logger
+	r       resolver
+	gcState string
+	store   *storeWorker
 
 	mu     sync.Mutex
 	cache  storeCount // last count of /nix/store
@@ -96,7 +114,7 @@ type storeCount struct {
 }
 
 // New builds the collector.
-func New(cfg collector.Config, _ Options) (*Nix, error) {
+func New(cfg collector.Config, o Options) (*Nix, error) {
 	logger := cfg.Logger
 	if logger == nil {
 		logger = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -105,7 +123,15 @@ func New(cfg collector.Config, _ Options) (*Nix, error) {
 	if root == "" {
 		root = "/"
 	}
-	return &Nix{logger: logger, r: resolver{root: root}}, nil
+	if o.StoreInterval <= 0 {
+		o.StoreInterval = time.Minute
+	}
+	if o.OptimiseInterval <= 0 {
+		o.OptimiseInterval = 6 * time.Hour
+	}
+	r := resolver{root: root}
+	return &Nix{logger: logger, r: r, gcState: o.GCStateFile,
+		store: &storeWorker{r: r, interval: o.StoreInterval, optEvery: o.OptimiseInterval, pace: time.Millisecond}}, nil
 }
 
 // Update sends the store and NixOS metrics. A host without /nix/store and
@@ -121,6 +147,17 @@ func (n *Nix) Update(ctx context.Context, ch chan<- prometheus.Metric) error {
 	}
 	hasNixOS, err := n.updateNixOS(ch)
 	if err != nil {
+		errs = append(errs, err)
+	}
+	// Store size, closure and hard-linking savings need Nix's database:
+	// computed in the background once a scrape found it.
+	if _, err := os.Stat(n.r.host(dbFile)); err == nil {
+		n.store.start()
+		if err := n.store.send(ch); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := n.updateGC(ch); err != nil {
 		errs = append(errs, err)
 	}
 	absent := !hasStore && !hasNixOS
