@@ -150,7 +150,7 @@ func TestPanels(t *testing.T) {
 			}
 		}
 	}
-	for _, uid := range []string{FleetUID, HostUID, StorageUID, ContainersUID, BootUID} {
+	for _, uid := range []string{FleetUID, HostUID, StorageUID, ContainersUID, BootUID, PerformanceUID} {
 		if !uids[uid] {
 			t.Errorf("dashboard %s missing", uid)
 		}

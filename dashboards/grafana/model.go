@@ -137,7 +137,7 @@ type Dashboard struct {
 
 // All returns every dashboard, in a stable order.
 func All() []Dashboard {
-	return []Dashboard{Fleet(), Host(), Storage(), Containers(), Boot()}
+	return []Dashboard{Fleet(), Host(), Storage(), Containers(), Boot(), Performance()}
 }
 
 // Panels returns every panel of d in order.
@@ -155,11 +155,12 @@ const Tag = "pantheros"
 
 // UIDs of the dashboards, for links between them.
 const (
-	FleetUID      = "panther-fleet"
-	HostUID       = "panther-host"
-	StorageUID    = "panther-storage"
-	ContainersUID = "panther-containers"
-	BootUID       = "panther-boot"
+	FleetUID       = "panther-fleet"
+	HostUID        = "panther-host"
+	StorageUID     = "panther-storage"
+	ContainersUID  = "panther-containers"
+	BootUID        = "panther-boot"
+	PerformanceUID = "panther-performance"
 )
 
 // sel is the label matcher every query of a dashboard uses.
