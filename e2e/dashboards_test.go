@@ -220,7 +220,9 @@ func promRegexp(s string) string {
 // real stack with the rules of rules/prometheus loaded: the system
 // collector on this machine, a raid1 loop-mounted Btrfs, a private
 // dbus-daemon with the fake systemd manager (Server seed), a Podman
-// service with a running container, and a NixOS-shaped rootfs. It fails
+// service with a running container, a NixOS-shaped rootfs, and for the
+// units and Nix store panels the NixOS cgroup v2 fixture and a real Nix
+// store made by nix-bin. It fails
 // for every panel that shows no data. A panel that needs a condition
 // (grafana.Condition) is checked twice: before the test brings the
 // condition about its queries return no series of the test's own
@@ -339,6 +341,30 @@ func TestDashboardsShowData(t *testing.T) {
         replacement: %q
 `, hw.Addr, e.Addr)
 
+	// Units and the Nix store's size and GC: a fourth exporter on a copy of
+	// the NixOS cgroup v2 fixture (--path.sysfs) and a rootfs with a real
+	// Nix store (nix-bin), its database and one GC run. Only the metrics
+	// the other exporters do not make are kept from it.
+	perf := newPerfRoot(t)
+	pe := startExporter(t, "--collector.disable-defaults", "--collector.units", "--collector.nix",
+		"--path.sysfs="+perf.Sys, "--path.rootfs="+perf.Root, "--collector.nix.store-interval=1s")
+	s.running["units"] = true
+	extra += fmt.Sprintf(`  - job_name: panther-perf
+    static_configs:
+      - targets: [%q]
+        labels:
+          exporter: perf
+    relabel_configs:
+      - target_label: job
+        replacement: panther
+      - target_label: instance
+        replacement: %q
+    metric_relabel_configs:
+      - source_labels: [__name__]
+        regex: 'panther_(unit_.+|units_.+|oom_kills_total|nix_store_size_bytes|nixos_system_closure_.+|nix_gc_.+|nix_store_optimise_saved_bytes|nix_store_stats_age_seconds)'
+        action: keep
+`, pe.Addr, e.Addr)
+
 	ruleFiles, err := filepath.Glob("../rules/prometheus/*.yml")
 	if err != nil || len(ruleFiles) == 0 {
 		t.Fatalf("no rule files under ../rules/prometheus: %v", err)
@@ -355,6 +381,7 @@ func TestDashboardsShowData(t *testing.T) {
 	})
 	s.prom.WaitForSeries(t, 60*time.Second, `up{job="panther"} == 1`)
 	s.prom.WaitForSeries(t, 60*time.Second, fmt.Sprintf(`up{job="panther", instance=%q, exporter="nix"} == 1`, e.Addr))
+	s.prom.WaitForSeries(t, 60*time.Second, fmt.Sprintf(`up{job="panther", instance=%q, exporter="perf"} == 1`, e.Addr))
 	// Rates need a few samples in their window.
 	s.prom.WaitForSeries(t, 60*time.Second, `count_over_time(up{job="panther"}[1m]) >= 5`)
 	vars := map[string]string{"job": "panther", "instance": promRegexp(e.Addr)}

@@ -22,6 +22,8 @@ type evaluated struct {
 	Argv          []string
 	ServiceConfig map[string]any
 	Firewall      []int
+	NixGcScript   *string
+	Tmpfiles      []string
 	Assertions    []bool
 	Failed        []string
 	Prometheus    struct {
@@ -74,6 +76,8 @@ func TestModuleEval(t *testing.T) {
 		podman.sockets = { system = "unix:///nonexistent/podman.sock"; other = "unix:///nonexistent/other.sock"; };
 		podman.rootless = true;
 		textfileDirectory = %q;
+		units = { include = "^nix-"; exclude = "^nix-gc"; maxUnits = 50; };
+		nixGc.stateFile = "/var/lib/panther-test/gc";
 		datadog = { address = "127.0.0.1:9"; interval = "1h"; tags = [ "env:test" "role:ci" ]; include = "^panther_"; exclude = "^panther_cpu_"; };
 		extraFlags = [ "--log.level=debug" ];
 	}`, port, textfile), `{ enable = true; hosts = [ "a:9567" "[fd00::1]:9567" ]; pagerduty.routingKeyFile = "/run/secrets/k"; }`, true)
@@ -86,12 +90,22 @@ func TestModuleEval(t *testing.T) {
 		"--collector.podman.socket=system=unix:///nonexistent/podman.sock",
 		"--collector.podman.rootless",
 		"--collector.textfile.directory=" + textfile,
+		"--collector.units.include=^nix-", "--collector.units.exclude=^nix-gc", "--collector.units.max-units=50",
+		"--collector.nix.gc-state-file=/var/lib/panther-test/gc",
 		"--datadog.address=127.0.0.1:9", "--datadog.interval=1h", "--datadog.tags=env:test", "--datadog.tags=role:ci",
 		"--datadog.include=^panther_", "--datadog.exclude=^panther_cpu_",
 		"--log.level=debug",
 	}
 	if len(e.Argv) < 1 || !strings.HasSuffix(e.Argv[0], "/bin/panther-exporter") || !reflect.DeepEqual(e.Argv[1:], want) {
 		t.Fatalf("module argv\n%q\nwant\n%q", e.Argv, want)
+	}
+	// nix-gc.service runs nix-collect-garbage through the wrapper that
+	// records its summary where the nix collector reads it.
+	if wantGC := "exec /nix/store/wwwwwwwwwwwwwwwwwwwwwwwwwwwwwwww-panther-nix-gc '/var/lib/panther-test/gc' /nix/store/nnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnn-nix/bin/nix-collect-garbage --delete-older-than 14d"; e.NixGcScript == nil || *e.NixGcScript != wantGC {
+		t.Errorf("nix-gc script %v, want %q", e.NixGcScript, wantGC)
+	}
+	if !reflect.DeepEqual(e.Tmpfiles, []string{"d /var/lib/panther-test 0755 root root -"}) {
+		t.Errorf("tmpfiles %q", e.Tmpfiles)
 	}
 	cmd := exec.Command(binary(t), e.Argv[1:]...)
 	var log strings.Builder

@@ -26,7 +26,7 @@ let
 
   # Every collector of the binary, for the enable/disable options (the Go
   # test checks that `--collector.NAME` exists for each).
-  collectorNames = [ "boot" "btrfs" "diskhealth" "hwmon" "limits" "nix" "podman" "power" "system" "textfile" "timex" ];
+  collectorNames = [ "boot" "btrfs" "diskhealth" "hwmon" "limits" "nix" "podman" "power" "system" "textfile" "timex" "units" ];
 
   # A collector runs when it is named, or on by default and not turned off.
   collectorOn = name: byDefault:
@@ -61,6 +61,10 @@ let
       "--collector.diskhealth.smartctl=${cfg.diskHealth.smartctl}"
       "--collector.diskhealth.interval=${cfg.diskHealth.interval}"
     ]
+    ++ optional (cfg.units.include != null) "--collector.units.include=${cfg.units.include}"
+    ++ optional (cfg.units.exclude != null) "--collector.units.exclude=${cfg.units.exclude}"
+    ++ optional (cfg.units.maxUnits != null) "--collector.units.max-units=${toString cfg.units.maxUnits}"
+    ++ optional (cfg.nixGc.stateFile != defaultGCState) "--collector.nix.gc-state-file=${cfg.nixGc.stateFile}"
     ++ optionals (datadogAddress != null) (
       [ "--datadog.address=${datadogAddress}"
         "--datadog.interval=${cfg.datadog.interval}" ]
@@ -75,6 +79,16 @@ let
     inherit btrfsSubvolumes;
     diskHealth = cfg.diskHealth.enable;
   };
+
+  # The binary's default --collector.nix.gc-state-file.
+  defaultGCState = "/var/lib/panther/nix-gc-last-run";
+
+  # nix-collect-garbage through ./panther-nix-gc.sh, which records what the
+  # run freed for the nix collector. Not writeShellApplication: its errexit
+  # would end the script before it records a failed run.
+  gcWrapper = pkgs.writeShellScript "panther-nix-gc" (''
+    PATH=${lib.makeBinPath [ pkgs.coreutils pkgs.gnugrep ]}:$PATH
+  '' + builtins.readFile ./panther-nix-gc.sh);
 in
 {
   imports = [ ./monitoring.nix ./datadog.nix ];
@@ -265,6 +279,50 @@ in
       };
     };
 
+    units = {
+      include = mkOption {
+        type = types.nullOr types.str;
+        default = null;
+        example = "^(nix-daemon|postgresql)\\.service$|^user-";
+        description = "Regex of unit names the units collector reports; null reports all.";
+      };
+      exclude = mkOption {
+        type = types.nullOr types.str;
+        default = null;
+        example = "^(libpod-.+|run-.+)\\.scope$";
+        description = "Regex of unit names to leave out; null keeps the binary's default (Podman's container scopes, which the podman collector reports).";
+      };
+      maxUnits = mkOption {
+        type = types.nullOr types.ints.positive;
+        default = null;
+        example = 500;
+        description = ''
+          Report at most this many units (about 15 series each); beyond it
+          the units using the least memory are left out and counted in
+          panther_units_omitted. null keeps the binary's default (300).
+        '';
+      };
+    };
+
+    nixGc = {
+      wrap = mkOption {
+        type = types.bool;
+        default = true;
+        description = ''
+          When {option}`nix.gc.automatic` is on, run nix-gc.service's
+          nix-collect-garbage through a wrapper that records when it ran,
+          its exit status and what it deleted and freed in
+          {option}`nixGc.stateFile`, for panther_nix_gc_last_* (nothing else
+          keeps those figures). The output still goes to the journal.
+        '';
+      };
+      stateFile = mkOption {
+        type = types.str;
+        default = defaultGCState;
+        description = "Where the nix-gc wrapper writes and the nix collector reads (world-readable, a few lines).";
+      };
+    };
+
     webConfigFile = mkOption {
       type = types.nullOr types.path;
       default = null;
@@ -290,6 +348,13 @@ in
     }];
 
     networking.firewall.allowedTCPPorts = mkIf cfg.openFirewall [ cfg.port ];
+
+    systemd.services.nix-gc = mkIf (cfg.nixGc.wrap && config.nix.gc.automatic) {
+      script = lib.mkForce "exec ${gcWrapper} ${lib.escapeShellArg cfg.nixGc.stateFile} ${config.nix.package.out}/bin/nix-collect-garbage ${config.nix.gc.options}";
+    };
+    systemd.tmpfiles.rules = mkIf (cfg.nixGc.wrap && config.nix.gc.automatic) [
+      "d ${dirOf cfg.nixGc.stateFile} 0755 root root -"
+    ];
 
     systemd.services.panther-exporter = {
       description = "panther-exporter: system, Btrfs, Podman, boot and Nix metrics for Prometheus";

@@ -27,8 +27,11 @@ let
     mkOption = x: x;
     mkDefault = x: x;
     mkIf = condition: content: { _if = condition; inherit content; };
+    mkForce = x: x;
+    makeBinPath = ps: builtins.concatStringsSep ":" (map (p: "${p}/bin") ps);
+    escapeShellArg = s: "'" + builtins.replaceStrings [ "'" ] [ "'\\''" ] s + "'";
     types = builtins.mapAttrs (_: _: x: x) { listOf = 0; enum = 0; attrsOf = 0; nullOr = 0; }
-      // { either = a: b: a; str = null; port = null; bool = null; path = null; package = null; attrs = null; };
+      // { either = a: b: a; str = null; port = null; bool = null; path = null; package = null; attrs = null; ints.positive = null; };
     fileset = {
       toSource = { root, fileset }: root;
       fileFilter = f: dir: dir;
@@ -51,6 +54,9 @@ let
     callPackage = _: _: "/nix/store/eeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee-panther-exporter";
     smartmontools = "/nix/store/ssssssssssssssssssssssssssssssss-smartmontools-7.4";
     runtimeShell = "/nix/store/ssssssssssssssssssssssssssssssss-bash/bin/bash";
+    writeShellScript = name: text: "/nix/store/wwwwwwwwwwwwwwwwwwwwwwwwwwwwwwww-${name}";
+    coreutils = "/nix/store/cccccccccccccccccccccccccccccccc-coreutils";
+    gnugrep = "/nix/store/gggggggggggggggggggggggggggggggg-gnugrep";
   };
   # Option declarations of several modules under one attribute set, as the
   # module system merges them (module.nix and datadog.nix both declare
@@ -73,6 +79,7 @@ let
     services.panther-monitoring = withDefaults monitoringOpts monitoring;
     services.prometheus = { port = 9090; alertmanager.port = 9093; };
     virtualisation.podman.enable = podman;
+    nix = { gc = { automatic = true; options = "--delete-older-than 14d"; }; package.out = "/nix/store/nnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnn-nix"; };
   };
   exporterConfig = orEmpty (resolve (exporterModule { inherit config lib pkgs utils; }).config);
   datadogConfig = orEmpty (resolve (datadogModule { inherit config lib pkgs; }).config);
@@ -85,6 +92,8 @@ in
   argv = exporterConfig.systemd.services.panther-exporter.serviceConfig.ExecStart or [ ];
   serviceConfig = builtins.removeAttrs (exporterConfig.systemd.services.panther-exporter.serviceConfig or { }) [ "ExecStart" ];
   firewall = exporterConfig.networking.firewall.allowedTCPPorts or null;
+  nixGcScript = exporterConfig.systemd.services.nix-gc.script or null;
+  tmpfiles = exporterConfig.systemd.tmpfiles.rules or null;
   assertions = map (a: a.assertion) (exporterConfig.assertions or [ ] ++ (datadogConfig.assertions or [ ]) ++ monitoringConfig.assertions or [ ]);
   # The messages of the assertions that fail.
   failed = map (a: a.message) (builtins.filter (a: !a.assertion)

@@ -92,3 +92,12 @@ func BenchmarkFloor300(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkGetppid is the cheapest system call, to tell how slow system
+// calls are on the machine the other benchmarks ran on (a loaded VM's are
+// tens of times slower than bare metal's).
+func BenchmarkGetppid(b *testing.B) {
+	for b.Loop() {
+		syscall.Getppid()
+	}
+}
