@@ -182,10 +182,14 @@ func storePathOf(p string) string {
 // Without a WAL file (Nix not running, or checkpointed) it is opened
 // immutable: no locks at all. With one, as a read-only WAL reader, which
 // takes no lock that a writer waits for and sees the latest commits.
-func openDB(p string) (*sql.DB, error) {
+// A WAL reader needs the -shm file; where it cannot use it (the file is
+// root's and read-only to the exporter, and SQLite cannot recover it),
+// queryDB falls back to immutable, missing at most the commits not yet
+// checkpointed.
+func openDB(p string, immutable bool) (*sql.DB, error) {
 	q := url.Values{}
 	q.Set("mode", "ro")
-	if fi, err := os.Stat(p + "-wal"); err != nil || fi.Size() == 0 {
+	if fi, err := os.Stat(p + "-wal"); immutable || err != nil || fi.Size() == 0 {
 		q.Set("immutable", "1")
 	}
 	q.Add("_pragma", "query_only(1)")
@@ -209,7 +213,17 @@ SELECT COUNT(*), COALESCE(SUM(v.narSize), 0) FROM ValidPaths v JOIN closure c ON
 
 // queryDB sums the NAR sizes of the store and of system's closure.
 func queryDB(p, system string) (size, closure, paths float64, hasClosure bool, err error) {
-	db, err := openDB(p)
+	size, closure, paths, hasClosure, err = queryDBMode(p, system, false)
+	if err != nil {
+		if s2, c2, p2, h2, err2 := queryDBMode(p, system, true); err2 == nil {
+			return s2, c2, p2, h2, nil
+		}
+	}
+	return size, closure, paths, hasClosure, err
+}
+
+func queryDBMode(p, system string, immutable bool) (size, closure, paths float64, hasClosure bool, err error) {
+	db, err := openDB(p, immutable)
 	if err != nil {
 		return 0, 0, 0, false, fmt.Errorf("%s: %w", p, err)
 	}
