@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/pantheros/monitoring/exporter/collector"
+	"github.com/pantheros/monitoring/exporter/collector/inputerr/inputerrtest"
 )
 
 var fmtSscanf = fmt.Sscanf
@@ -82,4 +83,19 @@ func FuzzParseGCState(f *testing.F) {
 			t.Errorf("%q: summary %v", b, r.summary)
 		}
 	})
+}
+
+// A garbled state file fails without quoting it.
+func TestGCStateQuotesNoInput(t *testing.T) {
+	m := inputerrtest.Marker
+	for _, content := range []string{
+		m + "\n", "finished " + m + "\n", "finished 1\nexit_status " + m + "\n", m + " 1\n",
+		"finished 1\nexit_status 0\n" + m + " store paths deleted, 1 MiB freed\n",
+	} {
+		_, err := parseGCState([]byte(content))
+		if err == nil {
+			t.Fatalf("%q parsed", content)
+		}
+		inputerrtest.CheckErr(t, "gc state error", err)
+	}
 }
