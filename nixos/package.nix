@@ -38,7 +38,7 @@ buildGoModule {
   # nix-hash --type sha256); TestVendorHash fails when it is stale. Not
   # checked against a real nixpkgs build (none on the development machines):
   # a different Go minor version in nixpkgs could vendor differently.
-  vendorHash = "sha256-SXDtwpFVM41nnu6rrq05nIc8vj0W1wQyLrzKfwDgk1g=";
+  vendorHash = "sha256-TRH/OhDEr79BcEw2mW9r+f+mH0AS4UZwTxRxZZljhYA=";
 
   subPackages = [ "exporter/cmd/panther-exporter" ];
 

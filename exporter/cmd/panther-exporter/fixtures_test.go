@@ -43,7 +43,8 @@ var volatile = []string{
 // fixtureTree lays the collectors' fixtures out as one host under a
 // temporary directory: proc from the system collector, sys/fs/btrfs and
 // the scrub status from the btrfs collector, /nix and /run from the nix
-// collector's "agree" host. It copies (cp -a) rather than links, as the
+// collector's "agree" host, the cgroup v2 tree and vmstat of the units
+// collector's NixOS host. It copies (cp -a) rather than links, as the
 // nix collector resolves the store's links within the root.
 func fixtureTree(t *testing.T) (proc, sys, root string) {
 	t.Helper()
@@ -55,6 +56,8 @@ func fixtureTree(t *testing.T) (proc, sys, root string) {
 		{"btrfs/testdata/root/var", root},
 		{"nix/testdata/agree/nix", root},
 		{"nix/testdata/agree/run", root},
+		{"units/testdata/nixos/sys/fs", sys},
+		{"units/testdata/nixos/proc/vmstat", filepath.Join(proc, "proc")},
 	} {
 		if err := os.MkdirAll(c.to, 0o755); err != nil {
 			t.Fatal(err)
