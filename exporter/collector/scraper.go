@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"sort"
 	"sync"
@@ -108,6 +109,21 @@ func (r *Scraper) Filter(include, exclude []string) (*Scraper, error) {
 		}
 	}
 	return out, nil
+}
+
+// Close ends the background work of every collector that has some to end
+// (those that implement io.Closer), for a clean shutdown: the journal
+// collector saves its cursor there. It returns every error.
+func (r *Registry) Close() error {
+	var errs []error
+	for _, rn := range r.runners {
+		if c, ok := rn.c.(io.Closer); ok {
+			if err := c.Close(); err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", rn.name, err))
+			}
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // Describe sends nothing: the metric set is only known at scrape time, so

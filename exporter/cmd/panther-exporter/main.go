@@ -110,6 +110,18 @@ func run() error {
 		if err := srv.Shutdown(shutdownCtx); err != nil {
 			return err
 		}
+		// Collectors with background work stop it (the journal collector
+		// saves its cursor); a collector stuck in I/O must not hold up the exit.
+		closed := make(chan error, 1)
+		go func() { closed <- registry.Close() }()
+		select {
+		case err := <-closed:
+			if err != nil {
+				logger.Error("Closing collectors", "err", err)
+			}
+		case <-shutdownCtx.Done():
+			logger.Error("Closing collectors: still busy after the shutdown deadline")
+		}
 		if err := <-served; err != nil && !errors.Is(err, http.ErrServerClosed) {
 			return err
 		}

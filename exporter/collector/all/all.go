@@ -8,6 +8,7 @@ import (
 	_ "github.com/pantheros/monitoring/exporter/collector/btrfs"
 	_ "github.com/pantheros/monitoring/exporter/collector/diskhealth"
 	_ "github.com/pantheros/monitoring/exporter/collector/hwmon"
+	_ "github.com/pantheros/monitoring/exporter/collector/journal"
 	_ "github.com/pantheros/monitoring/exporter/collector/limits"
 	_ "github.com/pantheros/monitoring/exporter/collector/nix"
 	_ "github.com/pantheros/monitoring/exporter/collector/podman"
