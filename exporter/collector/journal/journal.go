@@ -284,7 +284,10 @@ func (j *Journal) saveLoop() {
 // journal's history before the exporter ran is not counted, so a first
 // start does not look like a burst of errors.
 func (j *Journal) args(cursor string, startedAt time.Time) []string {
-	a := []string{"--output=export", "--follow", "--no-pager", "--quiet",
+	// --follow implies --lines=10, which journalctl 252 also applies after
+	// --after-cursor and --since: of more than 10 entries waiting it prints
+	// 10 and skips the rest. --lines=all turns that off.
+	a := []string{"--output=export", "--follow", "--lines=all", "--no-pager", "--quiet",
 		"--output-fields=MESSAGE,PRIORITY,_SYSTEMD_UNIT,_TRANSPORT"}
 	if j.opts.Directory != "" {
 		a = append(a, "--directory="+j.opts.Directory)

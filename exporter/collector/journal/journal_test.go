@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -75,6 +76,21 @@ func fakeJournalctl(path string, args []string) {
 				from = s
 				break
 			}
+		}
+	}
+	// journalctl 252's --follow implies --lines=10 even after a cursor or
+	// --since: without --lines=all it prints 10 waiting entries and skips
+	// the rest. The fake does the same, so that losing --lines=all fails.
+	if !slices.Contains(args, "--lines=all") {
+		var waiting []int
+		for _, s := range starts {
+			if s >= from {
+				waiting = append(waiting, s)
+			}
+		}
+		if len(waiting) > 10 {
+			os.Stdout.Write(b[from:waiting[10]])
+			from = len(b)
 		}
 	}
 	os.Stdout.Write(b[from:])
