@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -36,6 +37,15 @@ type evaluated struct {
 	}
 	LoadCredential []string
 	Dashboards     []string
+	Datasources    []map[string]any
+	Victorialogs   map[string]any
+	Logs           struct {
+		UploadURL   *string
+		UploadUnit  map[string]map[string]any
+		DatadogLogs *bool
+		Warnings    []string
+		Assertions  []bool
+	}
 }
 
 // nixEval runs nix-instantiate --eval --strict --json on file and returns
@@ -47,11 +57,15 @@ func nixEval(t *testing.T, file string, args ...string) []byte {
 
 // evalModules evaluates module.nix and monitoring.nix through
 // testdata/eval.nix with the given option values (Nix expressions).
-func evalModules(t *testing.T, exporter, monitoring string, podman bool) evaluated {
+func evalModules(t *testing.T, exporter, monitoring string, podman bool, more ...string) evaluated {
 	t.Helper()
 	nixInstantiate := tool(t, "nix-instantiate")
-	out := output(t, exec.Command(nixInstantiate, "--eval", "--strict", "--json", "testdata/eval.nix",
-		"--arg", "exporter", exporter, "--arg", "monitoring", monitoring, "--arg", "podman", fmt.Sprint(podman)))
+	args := []string{"--eval", "--strict", "--json", "testdata/eval.nix",
+		"--arg", "exporter", exporter, "--arg", "monitoring", monitoring, "--arg", "podman", fmt.Sprint(podman)}
+	for i := 0; i+1 < len(more); i += 2 {
+		args = append(args, "--arg", more[i], more[i+1])
+	}
+	out := output(t, exec.Command(nixInstantiate, args...))
 	var e evaluated
 	if err := json.Unmarshal(out, &e); err != nil {
 		t.Fatalf("%v\n%s", err, out)
@@ -92,6 +106,9 @@ func TestModuleEval(t *testing.T) {
 		"--collector.textfile.directory=" + textfile,
 		"--collector.units.include=^nix-", "--collector.units.exclude=^nix-gc", "--collector.units.max-units=50",
 		"--collector.nix.gc-state-file=/var/lib/panther-test/gc",
+		"--collector.journal", "--collector.journal.journalctl=/nix/store/ssssssssssssssssssssssssssssssss-systemd/bin/journalctl",
+		"--collector.journal.state-file=/var/lib/panther-exporter/journal.state",
+		"--collector.journal.priority=err", "--collector.journal.max-units=50",
 		"--datadog.address=127.0.0.1:9", "--datadog.interval=1h", "--datadog.tags=env:test", "--datadog.tags=role:ci",
 		"--datadog.include=^panther_", "--datadog.exclude=^panther_cpu_",
 		"--log.level=debug",
@@ -142,8 +159,11 @@ func TestModuleEval(t *testing.T) {
 	}
 
 	// Service settings: hardening.nix plus the podman group, firewall port.
-	if g := e.ServiceConfig["SupplementaryGroups"]; !reflect.DeepEqual(g, []any{"podman"}) {
-		t.Errorf("SupplementaryGroups = %v, want [podman] with virtualisation.podman.enable", g)
+	if g := e.ServiceConfig["SupplementaryGroups"]; !reflect.DeepEqual(g, []any{"podman", "systemd-journal"}) {
+		t.Errorf("SupplementaryGroups = %v, want [podman systemd-journal] with virtualisation.podman.enable and the journal collector", g)
+	}
+	if d := e.ServiceConfig["StateDirectory"]; d != "panther-exporter" {
+		t.Errorf("StateDirectory = %v, want panther-exporter for the journal cursor", d)
 	}
 	if e.ServiceConfig["DynamicUser"] != true || e.ServiceConfig["ProtectSystem"] != "strict" {
 		t.Errorf("serviceConfig lacks the hardening: %v", e.ServiceConfig)
@@ -200,15 +220,70 @@ func TestModuleEval(t *testing.T) {
 	}
 
 	// Variants: IPv6 listen address, no podman, a routing key in the store.
-	e = evalModules(t, `{ enable = true; listenAddress = "::1"; }`, `{ enable = true; pagerduty.routingKeyFile = "/nix/store/x-key"; }`, false)
-	if e.Argv[1] != "--web.listen-address=[::1]:9567" {
-		t.Errorf("IPv6 listen flag %q", e.Argv[1])
+	e = evalModules(t, `{ enable = true; listenAddress = "::1"; journal.enable = false; }`, `{ enable = true; pagerduty.routingKeyFile = "/nix/store/x-key"; }`, false)
+	if e.Argv[1] != "--web.listen-address=[::1]:9567" || len(e.Argv) != 2 {
+		t.Errorf("IPv6 listen flag, no journal: %q", e.Argv)
 	}
 	if g := e.ServiceConfig["SupplementaryGroups"]; !reflect.DeepEqual(g, []any{}) {
 		t.Errorf("SupplementaryGroups = %v without podman", g)
 	}
 	if len(e.Failed) != 1 || !strings.Contains(e.Failed[0], "routingKeyFile") || !strings.Contains(e.Failed[0], "in the Nix store") {
 		t.Errorf("a routing key file in the Nix store: failed assertions %q", e.Failed)
+	}
+}
+
+// TestLogsEval: journal shipping with host and role in the upload URL (the
+// form e2e/journal_helpers_test.go ships with to a real VictoriaLogs), the
+// unit retrying for ever, the Datadog Agent module's journald logs turned
+// on, VictoriaLogs with its retention and Grafana data source on the
+// monitoring host, and the impermanence warning.
+func TestLogsEval(t *testing.T) {
+	e := evalModules(t, `{ enable = true; }`, `{ enable = true; logs = { enable = true; retention = "8w"; }; }`, true,
+		"logs", `{ upload = { enable = true; url = "http://mon.lan:9428"; }; role = "workstation"; datadog.enable = true; }`,
+		"persistence", `{ "/persist" = { directories = [ "/var/lib/nixos" { directory = "/srv"; } ]; }; }`)
+	if e.Logs.UploadURL == nil || *e.Logs.UploadURL != "http://mon.lan:9428/insert/journald/upload?extra_fields=host=nas,role=workstation&_=" {
+		t.Errorf("upload URL %v", e.Logs.UploadURL)
+	}
+	if u := e.Logs.UploadUnit; u["serviceConfig"]["RestartSec"] != "10s" || u["unitConfig"]["StartLimitIntervalSec"] != float64(0) {
+		t.Errorf("systemd-journal-upload unit %v: want RestartSec=10s and no start limit", u)
+	}
+	for i, ok := range e.Logs.Assertions {
+		if !ok {
+			t.Errorf("logs assertion %d fails for a valid URL", i)
+		}
+	}
+	if e.Logs.DatadogLogs == nil || !*e.Logs.DatadogLogs {
+		t.Errorf("Datadog: the Agent module's journald logs hook (datadog.agent.logs.enable) not set: %v", e.Logs.DatadogLogs)
+	}
+	if len(e.Logs.Warnings) != 1 || !strings.Contains(e.Logs.Warnings[0], "/var/log/journal") {
+		t.Errorf("impermanence without /var/log/journal: warnings %q", e.Logs.Warnings)
+	}
+	if e.Victorialogs["enable"] != true || e.Victorialogs["listenAddress"] != ":9428" ||
+		!reflect.DeepEqual(e.Victorialogs["extraOptions"], []any{"-retentionPeriod=8w"}) {
+		t.Errorf("services.victorialogs %v", e.Victorialogs)
+	}
+	var ds []string
+	for _, d := range e.Datasources {
+		ds = append(ds, fmt.Sprint(d["type"], " ", d["uid"], " ", d["url"]))
+	}
+	if !slices.Contains(ds, "victoriametrics-logs-datasource victorialogs http://127.0.0.1:9428") {
+		t.Errorf("Grafana data sources %q lack VictoriaLogs", ds)
+	}
+
+	// Persisted journal (or /var/log, or a parent): no warning; a bad URL
+	// fails the assertion.
+	for _, p := range []string{
+		`{ "/persist" = { directories = [ "/var/log/journal" ]; }; }`,
+		`{ "/persist" = { directories = [ { directory = "/var/log"; } ]; }; }`,
+	} {
+		e = evalModules(t, `{ enable = true; }`, `{ enable = true; }`, false,
+			"logs", `{ upload = { enable = true; url = "http://mon.lan:9428/insert"; }; }`, "persistence", p)
+		if len(e.Logs.Warnings) != 0 {
+			t.Errorf("persistence %s: warnings %q", p, e.Logs.Warnings)
+		}
+		if len(e.Logs.Assertions) != 1 || e.Logs.Assertions[0] {
+			t.Errorf("an upload URL with a path passes the assertions: %v", e.Logs.Assertions)
+		}
 	}
 }
 

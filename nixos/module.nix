@@ -26,7 +26,7 @@ let
 
   # Every collector of the binary, for the enable/disable options (the Go
   # test checks that `--collector.NAME` exists for each).
-  collectorNames = [ "boot" "btrfs" "diskhealth" "hwmon" "limits" "nix" "podman" "power" "system" "textfile" "timex" "units" ];
+  collectorNames = [ "boot" "btrfs" "diskhealth" "hwmon" "journal" "limits" "nix" "podman" "power" "system" "textfile" "timex" "units" ];
 
   # A collector runs when it is named, or on by default and not turned off.
   collectorOn = name: byDefault:
@@ -65,6 +65,13 @@ let
     ++ optional (cfg.units.exclude != null) "--collector.units.exclude=${cfg.units.exclude}"
     ++ optional (cfg.units.maxUnits != null) "--collector.units.max-units=${toString cfg.units.maxUnits}"
     ++ optional (cfg.nixGc.stateFile != defaultGCState) "--collector.nix.gc-state-file=${cfg.nixGc.stateFile}"
+    ++ optionals cfg.journal.enable [
+      "--collector.journal"
+      "--collector.journal.journalctl=${cfg.journal.journalctl}"
+      "--collector.journal.state-file=/var/lib/panther-exporter/journal.state"
+      "--collector.journal.priority=${cfg.journal.priority}"
+      "--collector.journal.max-units=${toString cfg.journal.maxUnits}"
+    ]
     ++ optionals (datadogAddress != null) (
       [ "--datadog.address=${datadogAddress}"
         "--datadog.interval=${cfg.datadog.interval}" ]
@@ -91,7 +98,7 @@ let
   '' + builtins.readFile ./panther-nix-gc.sh);
 in
 {
-  imports = [ ./monitoring.nix ./datadog.nix ];
+  imports = [ ./monitoring.nix ./datadog.nix ./logs.nix ];
 
   options.services.panther-exporter = {
     enable = mkEnableOption "panther-exporter, the pantherOS metrics exporter (system, Btrfs, Podman, boot, Nix)";
@@ -243,6 +250,35 @@ in
       '';
     };
 
+    journal = {
+      enable = mkOption {
+        type = types.bool;
+        default = true;
+        description = ''
+          Run the journal collector: errors by unit and kernel events (OOM
+          kills, Btrfs and I/O errors, hung tasks, ...) from the journal,
+          read through journalctl. The service joins the systemd-journal
+          group and keeps its cursor in /var/lib/panther-exporter.
+        '';
+      };
+      journalctl = mkOption {
+        type = types.str;
+        default = "${config.systemd.package}/bin/journalctl";
+        defaultText = literalExpression ''"''${config.systemd.package}/bin/journalctl"'';
+        description = "The journalctl the collector runs.";
+      };
+      priority = mkOption {
+        type = types.enum [ "emerg" "alert" "crit" "err" "warning" "notice" "info" "debug" ];
+        default = "err";
+        description = "Count journal entries at this priority or worse (panther_journal_entries_total).";
+      };
+      maxUnits = mkOption {
+        type = types.ints.positive;
+        default = 50;
+        description = "Units counted by name; entries of further units are counted as unit=\"other\".";
+      };
+    };
+
     datadog = {
       address = mkOption {
         type = types.nullOr types.str;
@@ -366,7 +402,10 @@ in
         WorkingDirectory = "/tmp";
         # datadog: the group of the Agent's DogStatsD socket directory.
         SupplementaryGroups = optional (cfg.podman.group != null) cfg.podman.group
-          ++ optional agentSocket "datadog" ++ cfg.supplementaryGroups;
+          ++ optional agentSocket "datadog"
+          ++ optional cfg.journal.enable "systemd-journal" ++ cfg.supplementaryGroups;
+        # The journal collector's cursor and counts (journal.state).
+        StateDirectory = mkIf cfg.journal.enable "panther-exporter";
       };
     };
   };

@@ -131,10 +131,34 @@ in
       };
     };
 
+    logs = {
+      enable = mkOption {
+        type = types.bool;
+        default = false;
+        description = ''
+          Run VictoriaLogs (services.victorialogs) as the log store the hosts
+          ship their journal to (services.panther-logs.upload.url =
+          "http://THIS-HOST:PORT") and provision it as a Grafana data source
+          (the victoriametrics-logs-datasource plugin) for the Logs dashboard.
+        '';
+      };
+      port = mkOption {
+        type = types.port;
+        default = 9428;
+        description = "VictoriaLogs' HTTP port (journald ingestion and LogsQL queries).";
+      };
+      retention = mkOption {
+        type = types.str;
+        default = "30d";
+        example = "12w";
+        description = "How long VictoriaLogs keeps logs (-retentionPeriod).";
+      };
+    };
+
     openFirewall = mkOption {
       type = types.bool;
       default = false;
-      description = "Open the Prometheus, Alertmanager and Grafana ports.";
+      description = "Open the Prometheus, Alertmanager, Grafana and (with logs) VictoriaLogs ports.";
     };
   };
 
@@ -168,8 +192,15 @@ in
     systemd.services.alertmanager.serviceConfig.LoadCredential =
       mkIf (cfg.pagerduty.routingKeyFile != null) [ "pagerduty-routing-key:${toString cfg.pagerduty.routingKeyFile}" ];
 
+    services.victorialogs = mkIf cfg.logs.enable {
+      enable = true;
+      listenAddress = ":${toString cfg.logs.port}";
+      extraOptions = [ "-retentionPeriod=${cfg.logs.retention}" ];
+    };
+
     services.grafana = mkIf cfg.grafana.enable {
       enable = true;
+      declarativePlugins = mkIf cfg.logs.enable [ pkgs.grafanaPlugins.victoriametrics-logs-datasource ];
       settings.server.http_addr = lib.mkDefault "0.0.0.0";
       settings.server.http_port = cfg.grafana.port;
       # Grafana reads $__file{PATH} at start; the secret stays out of the store.
@@ -184,7 +215,13 @@ in
           type = "prometheus";
           url = "http://127.0.0.1:${toString config.services.prometheus.port}";
           isDefault = true;
-        }];
+        }] ++ optional cfg.logs.enable {
+          # The Logs dashboard's $logs variable picks data sources of this type.
+          name = "VictoriaLogs";
+          uid = "victorialogs";
+          type = "victoriametrics-logs-datasource";
+          url = "http://127.0.0.1:${toString cfg.logs.port}";
+        };
         dashboards.settings.providers = [{
           name = "pantheros";
           folder = "pantherOS";
@@ -196,6 +233,7 @@ in
     networking.firewall.allowedTCPPorts = mkIf cfg.openFirewall (
       [ config.services.prometheus.port ]
       ++ optional (cfg.pagerduty.routingKeyFile != null) config.services.prometheus.alertmanager.port
-      ++ optional cfg.grafana.enable cfg.grafana.port);
+      ++ optional cfg.grafana.enable cfg.grafana.port
+      ++ optional cfg.logs.enable cfg.logs.port);
   };
 }

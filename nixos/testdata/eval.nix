@@ -5,7 +5,7 @@
 # before escaping), the serviceConfig, and what the server side configures.
 # This checks the modules' own logic only; the NixOS VM test
 # (nixos/tests/panther-exporter.nix) checks them against real nixpkgs.
-{ exporter ? { }, monitoring ? { }, podman ? true }:
+{ exporter ? { }, monitoring ? { }, podman ? true, logs ? { }, persistence ? null }:
 let
   lib = rec {
     optional = c: x: if c then [ x ] else [ ];
@@ -22,6 +22,10 @@ let
     getExe = p: "${p}/bin/panther-exporter";
     intersectLists = a: b: builtins.filter (x: builtins.elem x a) b;
     filter = builtins.filter;
+    any = builtins.any;
+    attrValues = builtins.attrValues;
+    concatMap = builtins.concatMap;
+    mkMerge = xs: { _merge = xs; };
     literalExpression = x: x;
     mkEnableOption = x: x;
     mkOption = x: x;
@@ -38,9 +42,17 @@ let
       unions = xs: xs;
     };
   };
-  # Resolve the mkIf markers as the module system would.
+  # Resolve the mkIf and mkMerge markers as the module system would: the
+  # parts of a merge are merged attribute by attribute, lists concatenated.
+  merge = a: b:
+    if builtins.isAttrs a && builtins.isAttrs b then
+      a // builtins.mapAttrs (n: v: if a ? ${n} then merge a.${n} v else v) b
+    else if builtins.isList a && builtins.isList b then a ++ b
+    else b;
   resolve = v:
     if builtins.isAttrs v && v ? _if then (if v._if then resolve v.content else null)
+    else if builtins.isAttrs v && v ? _merge then
+      builtins.foldl' (acc: x: let r = resolve x; in if r == null then acc else merge acc r) { } v._merge
     else if builtins.isAttrs v then builtins.mapAttrs (_: resolve) v
     else v;
   withDefaults = opts: set:
@@ -80,9 +92,16 @@ let
     services.prometheus = { port = 9090; alertmanager.port = 9093; };
     virtualisation.podman.enable = podman;
     nix = { gc = { automatic = true; options = "--delete-older-than 14d"; }; package.out = "/nix/store/nnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnn-nix"; };
-  };
+    systemd.package = "/nix/store/ssssssssssssssssssssssssssssssss-systemd";
+    services.panther-logs = withDefaults logsOpts logs;
+    fileSystems = { "/" = { }; "/nix" = { }; };
+  } // (if persistence == null then { } else { environment.persistence = persistence; });
   exporterConfig = orEmpty (resolve (exporterModule { inherit config lib pkgs utils; }).config);
   datadogConfig = orEmpty (resolve (datadogModule { inherit config lib pkgs; }).config);
+
+  logsModule = args: import ../logs.nix args;
+  logsOpts = (logsModule { inherit config lib; }).options.services.panther-logs;
+  logsConfig = resolve (logsModule { inherit config lib; }).config;
 
   monitoringModule = args: import ../monitoring.nix args;
   monitoringOpts = (monitoringModule { inherit config lib pkgs; }).options.services.panther-monitoring;
@@ -112,4 +131,13 @@ in
   };
   loadCredential = monitoringConfig.systemd.services.alertmanager.serviceConfig.LoadCredential or null;
   dashboards = map (p: toString p.options.path) (monitoringConfig.services.grafana.provision.dashboards.settings.providers or [ ]);
+  datasources = monitoringConfig.services.grafana.provision.datasources.settings.datasources or [ ];
+  victorialogs = monitoringConfig.services.victorialogs or null;
+  logs = {
+    uploadURL = logsConfig.services.journald.upload.settings.Upload.URL or null;
+    uploadUnit = logsConfig.systemd.services.systemd-journal-upload or null;
+    datadogLogs = logsConfig.services.panther-exporter.datadog.agent.logs.enable or null;
+    warnings = logsConfig.warnings;
+    assertions = map (a: a.assertion) (logsConfig.assertions or [ ]);
+  };
 }
