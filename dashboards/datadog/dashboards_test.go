@@ -14,7 +14,7 @@ func TestDashboards(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := map[string]bool{"host.json": true, "storage.json": true, "containers.json": true, "boot.json": true, "performance.json": true}
+	want := map[string]bool{"host.json": true, "storage.json": true, "containers.json": true, "boot.json": true, "performance.json": true, "logs.json": true}
 	emitted := ddcheck.Emitted()
 	for _, f := range files {
 		delete(want, f)

@@ -51,6 +51,18 @@ func TestJSONUpToDate(t *testing.T) {
 			t.Errorf("%s is stale: run make dashboards and commit it", d.File)
 		}
 	}
+	files[LogsFile] = true
+	got, err := Logs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if *update {
+		if err := os.WriteFile(LogsFile, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	} else if want, err := os.ReadFile(LogsFile); err != nil || !bytes.Equal(got, want) {
+		t.Errorf("%s is stale (%v): run make dashboards and commit it", LogsFile, err)
+	}
 	// No stray dashboards that the code no longer makes.
 	stray, _ := filepath.Glob("*.json")
 	for _, f := range stray {
@@ -180,6 +192,7 @@ func TestJSONShape(t *testing.T) {
 				Type        string   `json:"type"`
 				Tags        []string `json:"tags"`
 				IncludeVars bool     `json:"includeVars"`
+				URL         string   `json:"url"`
 			} `json:"links"`
 			Panels []struct {
 				GridPos struct {
@@ -219,11 +232,20 @@ func TestJSONShape(t *testing.T) {
 		for _, v := range j.Templating.List {
 			vars = append(vars, v.Name+":"+v.Type)
 		}
-		if got, want := strings.Join(vars, ","), "datasource:datasource,job:query,instance:query"; got != want {
-			t.Errorf("%s: variables %s, want %s", d.UID, got, want)
+		// One-host dashboards also have the host name without the port
+		// (hidden), for their links to the Logs dashboard.
+		wantVars, wantLinks := "datasource:datasource,job:query,instance:query", 1
+		if !d.MultiInstance {
+			wantVars, wantLinks = wantVars+",hostname:query", 2
 		}
-		if len(j.Links) != 1 || j.Links[0].Type != "dashboards" || len(j.Links[0].Tags) != 1 || j.Links[0].Tags[0] != Tag || !j.Links[0].IncludeVars {
-			t.Errorf("%s: want one link to the dashboards tagged %s, keeping the variables: %+v", d.UID, Tag, j.Links)
+		if got := strings.Join(vars, ","); got != wantVars {
+			t.Errorf("%s: variables %s, want %s", d.UID, got, wantVars)
+		}
+		if len(j.Links) != wantLinks || j.Links[0].Type != "dashboards" || len(j.Links[0].Tags) != 1 || j.Links[0].Tags[0] != Tag || !j.Links[0].IncludeVars {
+			t.Errorf("%s: want a link to the dashboards tagged %s, keeping the variables: %+v", d.UID, Tag, j.Links)
+		}
+		if wantLinks == 2 && (j.Links[1].Type != "link" || j.Links[1].URL != logsLink) {
+			t.Errorf("%s: want a link to the logs of the host over the same time range: %+v", d.UID, j.Links[1])
 		}
 		if len(j.Tags) != 1 || j.Tags[0] != Tag {
 			t.Errorf("%s: tags %v", d.UID, j.Tags)
@@ -262,7 +284,11 @@ func TestJSONShape(t *testing.T) {
 				}
 			}
 			for _, l := range p.FieldConfig.Defaults.Links {
-				if !strings.HasPrefix(l.URL, "/d/"+HostUID+"/") {
+				switch {
+				case strings.HasPrefix(l.URL, "/d/"+HostUID+"/"):
+				case l.URL == logsLink+"&var-unit=^${__field.labels.unit}$",
+					l.URL == logsLink+"&var-container=^${__field.labels.name}$":
+				default:
 					t.Errorf("%s / %s: link %s", d.UID, p.Title, l.URL)
 				}
 			}

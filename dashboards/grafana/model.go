@@ -111,11 +111,24 @@ type Panel struct {
 	Mappings map[float64]string
 	// LinkHost links each series to the Host dashboard of its instance.
 	LinkHost bool
+	// LinkLogs links each series to the Logs dashboard of the host, with
+	// the series' "unit" label as its unit or its "name" label as its
+	// container (LinkUnit, LinkContainer), over the same time range.
+	LinkLogs LogsLink
 	// Stack stacks the series of a time series panel.
 	Stack bool
 	// Width and Height in grid units (24 wide); zero means 8 by 8.
 	Width, Height uint32
 }
+
+// LogsLink says which label of a series names its logs.
+type LogsLink string
+
+const (
+	LinkNone      LogsLink = ""
+	LinkUnit      LogsLink = "unit"
+	LinkContainer LogsLink = "container"
+)
 
 // Row groups panels under a title.
 type Row struct {

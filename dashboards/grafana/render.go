@@ -95,12 +95,24 @@ func configure[T panelBuilder[T]](b T, p Panel, id uint32, pos dashboard.GridPos
 		b.WithTarget(t)
 	}
 	b.GridPos(pos)
+	var links []cog.Builder[dashboard.DashboardLink]
 	if p.LinkHost {
-		b.DataLinks([]cog.Builder[dashboard.DashboardLink]{
-			dashboard.NewDashboardLinkBuilder("Host ${__field.labels.instance}").
-				Type(dashboard.DashboardLinkTypeLink).
-				Url("/d/" + HostUID + "/host?${datasource:queryparam}&var-job=${__field.labels.job}&var-instance=${__field.labels.instance}&${__url_time_range}"),
-		})
+		links = append(links, dashboard.NewDashboardLinkBuilder("Host ${__field.labels.instance}").
+			Type(dashboard.DashboardLinkTypeLink).
+			Url("/d/"+HostUID+"/host?${datasource:queryparam}&var-job=${__field.labels.job}&var-instance=${__field.labels.instance}&${__url_time_range}"))
+	}
+	switch p.LinkLogs {
+	case LinkUnit:
+		links = append(links, dashboard.NewDashboardLinkBuilder("Logs of ${__field.labels.unit}").
+			Type(dashboard.DashboardLinkTypeLink).
+			Url(logsLink+"&var-unit=^${__field.labels.unit}$"))
+	case LinkContainer:
+		links = append(links, dashboard.NewDashboardLinkBuilder("Logs of container ${__field.labels.name}").
+			Type(dashboard.DashboardLinkTypeLink).
+			Url(logsLink+"&var-container=^${__field.labels.name}$"))
+	}
+	if len(links) > 0 {
+		b.DataLinks(links)
 	}
 	return b
 }
@@ -161,7 +173,7 @@ func variables(d Dashboard) []cog.Builder[dashboard.VariableModel] {
 	if d.MultiInstance {
 		instance.Multi(true).IncludeAll(true).AllValue(".*").Current(all)
 	}
-	return []cog.Builder[dashboard.VariableModel]{
+	vars := []cog.Builder[dashboard.VariableModel]{
 		dashboard.NewDatasourceVariableBuilder("datasource").Label("Data source").Type("prometheus"),
 		dashboard.NewQueryVariableBuilder("job").
 			Label("Job").
@@ -172,6 +184,18 @@ func variables(d Dashboard) []cog.Builder[dashboard.VariableModel] {
 			Multi(true).IncludeAll(true).AllValue(".*").Current(all),
 		instance,
 	}
+	if !d.MultiInstance {
+		// The host name the logs carry (services.panther-logs.hostName):
+		// the instance without its port, for the links to the Logs dashboard.
+		vars = append(vars, dashboard.NewQueryVariableBuilder("hostname").
+			Label("Host name").
+			Datasource(datasource).
+			Query(dashboard.StringOrMap{String: ptr(`label_values(panther_exporter_build_info{job=~"$job", instance=~"$instance"}, instance)`)}).
+			Regex(`/^\[?([^\]]*?)\]?(?::[0-9]+)?$/`).
+			Refresh(dashboard.VariableRefreshOnTimeRangeChanged).
+			Hide(dashboard.VariableHideHideVariable))
+	}
+	return vars
 }
 
 // Build turns d into the SDK's dashboard model.
@@ -200,6 +224,12 @@ func Build(d Dashboard) (dashboard.Dashboard, error) {
 			AsDropdown(true).
 			IncludeVars(true).
 			KeepTime(true))
+	if !d.MultiInstance {
+		b.Link(dashboard.NewDashboardLinkBuilder("Logs of this host").
+			Type(dashboard.DashboardLinkTypeLink).
+			Url(logsLink).
+			Icon("doc"))
+	}
 	// Lay the panels out left to right, wrapping to a new line when a
 	// panel would not fit in the 24 columns; every row starts a new line.
 	var x, y, lineH uint32

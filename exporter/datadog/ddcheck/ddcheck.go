@@ -115,6 +115,9 @@ func walk(v reflect.Value, path string, problems *[]string) {
 		}
 	case reflect.Struct:
 		t := v.Type()
+		if t == reflect.TypeOf(datadogV1.LogStreamWidgetDefinition{}) {
+			return // its query is a log search, not a metric query
+		}
 		for i := 0; i < v.NumField(); i++ {
 			f := t.Field(i)
 			fv := v.Field(i)
@@ -232,6 +235,9 @@ func collect(v reflect.Value, out *[]string) {
 		}
 	case reflect.Struct:
 		t := v.Type()
+		if t == reflect.TypeOf(datadogV1.LogStreamWidgetDefinition{}) {
+			return // its query is a log search, not a metric query
+		}
 		for i := 0; i < v.NumField(); i++ {
 			f := t.Field(i)
 			if !f.IsExported() || f.Name == "UnparsedObject" || f.Name == "AdditionalProperties" {
