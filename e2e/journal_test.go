@@ -17,6 +17,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/pantheros/monitoring/dashboards/grafana"
 )
 
 // Kernel lines in the formats real kernels print, one per class, and the
@@ -200,6 +202,18 @@ func TestJournalShipping(t *testing.T) {
 	kernel, err := v.Query(`host:="nas-e2e" AND _TRANSPORT:="kernel" AND "I/O error, dev sda"`)
 	if err != nil || len(kernel) != 1 {
 		t.Fatalf("kernel line: %d rows, %v", len(kernel), err)
+	}
+	// The Grafana Logs dashboard's own LogsQL, with its variables as a
+	// link from the Boot dashboard sets them (host, ^unit$), finds the
+	// error at priority err and worse, not at crit and worse.
+	for prio, want := range map[string]int{"[0-3]": 1, "[0-2]": 0, "[0-7]": 1} {
+		rows, err := v.Query(grafana.LogsQuery("nas-e2e", "^backup.service$", "", prio, "rsync protocol"))
+		if err != nil || len(rows) != want {
+			t.Errorf("Logs dashboard query with priority %s: %d rows (%v), want %d", prio, len(rows), err, want)
+		}
+	}
+	if rows, err := v.Query(grafana.LogsQuery("nas-e2e", "", "", "[0-7]", "")); err != nil || len(rows) != last-first+1 {
+		t.Errorf("Logs dashboard query with every filter empty: %d rows (%v), want %d", len(rows), err, last-first+1)
 	}
 
 	// The store goes down; the host keeps logging, 10 entries a second.
