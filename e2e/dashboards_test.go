@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"sort"
@@ -297,6 +298,31 @@ func TestDashboardsShowData(t *testing.T) {
 			t.Fatalf("reload prometheus: %s", resp.Status)
 		}
 	})
+
+	// Journal: real journal files with a unit's errors and kernel lines,
+	// written after the cursor the collector resumes from (the restart
+	// path: a first start counts only what is written after it).
+	j := newJournal(t, "dash")
+	j.Write(Service("seed.service", 6, "seed"))
+	journalState := filepath.Join(t.TempDir(), "journal.state")
+	eventually(t, 20*time.Second, "seed entry in the journal", func() error {
+		out, err := exec.Command("journalctl", "--directory="+j.Dir, "--output=export", "--lines=1", "--output-fields=MESSAGE").Output()
+		if err != nil {
+			return err
+		}
+		for _, l := range strings.Split(string(out), "\n") {
+			if c, ok := strings.CutPrefix(l, "__CURSOR="); ok {
+				st, _ := json.Marshal(map[string]any{"version": 1, "cursor": c})
+				return os.WriteFile(journalState, st, 0o600)
+			}
+		}
+		return fmt.Errorf("no entry yet")
+	})
+	j.Write(Service("backup.service", 3, "rsync error: error in rsync protocol data stream (code 12)"),
+		Kernel(3, "I/O error, dev sda, sector 2048 op 0x0:(READ) flags 0x0 phys_seg 1 prio class 0"))
+	s.args = append(s.args, "--collector.journal", "--collector.journal.directory="+j.Dir,
+		"--collector.journal.state-file="+journalState)
+	s.running["journal"] = true
 
 	e := startExporter(t, s.args...)
 

@@ -93,6 +93,13 @@ func randomHex(t testing.TB) string {
 	return hex.EncodeToString(b)
 }
 
+// Reboot starts a new boot: a new _BOOT_ID, monotonic time from zero.
+func (j *Journal) Reboot() {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	j.boot, j.mono, j.start = randomHex(j.t), 0, time.Now()
+}
+
 // JEntry is one entry to write: fields beyond the trusted ones the
 // journal adds (time, boot, host).
 type JEntry map[string]string

@@ -88,9 +88,9 @@ func expectJournalCounts(t *testing.T, e *Exporter, rounds float64) {
 
 // TestJournalCollector: kernel lines in real journal files drive the
 // counters through the real journalctl; a restart of the exporter
-// (SIGTERM, and SIGKILL without a last save) while entries keep coming
-// neither loses nor counts any twice; the KernelIOErrors alert fires in a
-// real Prometheus.
+// (SIGTERM, SIGKILL without a last save, and across a reboot) while
+// entries keep coming neither loses nor counts any twice; the
+// KernelIOErrors alert fires in a real Prometheus.
 func TestJournalCollector(t *testing.T) {
 	requireRoot(t)
 	j := newJournal(t, "nas")
@@ -147,6 +147,14 @@ func TestJournalCollector(t *testing.T) {
 	writeKernelLines(j)
 	e.Start(t)
 	expectJournalCounts(t, e.Exporter, 5)
+	// A reboot while the exporter is down: the end of the old boot and the
+	// start of the new one are both counted.
+	e.Stop()
+	writeKernelLines(j)
+	j.Reboot()
+	writeKernelLines(j)
+	e.Start(t)
+	expectJournalCounts(t, e.Exporter, 7)
 	if out := e.Output(); containsAny(out, "Out of memory", "nvme0n1", "stress-ng") {
 		t.Errorf("the exporter's log quotes journal content:\n%s", out)
 	}

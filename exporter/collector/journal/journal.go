@@ -286,8 +286,13 @@ func (j *Journal) saveLoop() {
 func (j *Journal) args(cursor string, startedAt time.Time) []string {
 	// --follow implies --lines=10, which journalctl 252 also applies after
 	// --after-cursor and --since: of more than 10 entries waiting it prints
-	// 10 and skips the rest. --lines=all turns that off.
-	a := []string{"--output=export", "--follow", "--lines=all", "--no-pager", "--quiet",
+	// 10 and skips the rest. --lines=all turns that off. --follow also
+	// implies --boot (the newest boot only), which after a reboot would skip
+	// the previous boot's entries after the cursor (its last minutes, the
+	// ones that say why it went down); --merge turns that off. (--merge
+	// also reads journals received from other machines under
+	// /var/log/journal/remote, which pantherOS hosts do not keep.)
+	a := []string{"--output=export", "--follow", "--lines=all", "--merge", "--no-pager", "--quiet",
 		"--output-fields=MESSAGE,PRIORITY,_SYSTEMD_UNIT,_TRANSPORT"}
 	if j.opts.Directory != "" {
 		a = append(a, "--directory="+j.opts.Directory)
