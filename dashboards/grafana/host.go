@@ -145,6 +145,7 @@ func Host() Dashboard {
 						q(`rate(panther_tcp_retransmitted_segments_total{`+sel+`}[$__rate_interval]) / rate(panther_tcp_out_segments_total{`+sel+`}[$__rate_interval])`, "retransmitted share"),
 						q(`rate(panther_tcp_listen_overflows_total{`+sel+`}[$__rate_interval])`, "listen overflows/s"),
 					}},
+			}},
 			{Title: "Journal", Panels: []Panel{
 				{Title: "Kernel events", Kind: TimeSeries, Unit: "short", Thresholds: Steps("green", 1, "red"), Min: ptr(0.0), Stack: true, Width: 12,
 					Description: "OOM kills, Btrfs and block I/O errors, segfaults, hung tasks, soft lockups and machine checks in the kernel log, per interval. The Logs dashboard (link above, unit kernel) shows the lines.",
