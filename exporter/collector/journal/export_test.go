@@ -4,10 +4,13 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"github.com/pantheros/monitoring/exporter/collector"
 	"io"
 	"os"
 	"strings"
 	"testing"
+
+	"github.com/pantheros/monitoring/exporter/collector"
 )
 
 // testdata/journalctl.export is what Debian's journalctl 252 printed with
@@ -165,4 +168,28 @@ func FuzzReader(f *testing.F) {
 			return
 		}
 	})
+}
+
+// BenchmarkReadAndCount parses journalctl's export output and counts each
+// entry as the collector does: the collector's own CPU per entry, without
+// journalctl (e2e/bench/journal.sh measures both on a growing journal).
+func BenchmarkReadAndCount(b *testing.B) {
+	one := readFixture(b)
+	in := bytes.Repeat(one, 50) // 1,050 entries
+	j, err := New(collector.Config{}, Options{MaxUnits: 50})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(int64(len(in)))
+	b.ReportAllocs()
+	entries := 0
+	for b.Loop() {
+		r := NewReader(bytes.NewReader(in))
+		var e Entry
+		for r.Next(&e) == nil {
+			j.handle(&e)
+			entries++
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(entries), "ns/entry")
 }
