@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
-	"github.com/pantheros/monitoring/exporter/collector"
 	"io"
 	"os"
 	"strings"
