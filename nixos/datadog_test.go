@@ -8,6 +8,7 @@ import (
 	"os"
 	"reflect"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -83,8 +84,9 @@ func TestDatadogAgentEval(t *testing.T) {
 	if !contains(e.Argv, "--datadog.address=unix:///run/datadog/dsd.socket") {
 		t.Errorf("exporter argv %q does not send to the Agent's socket", e.Argv)
 	}
-	if g := e.ServiceConfig["SupplementaryGroups"]; !reflect.DeepEqual(g, []any{"datadog"}) {
-		t.Errorf("exporter SupplementaryGroups = %v, want [datadog]", g)
+	// (systemd-journal: the journal collector, on by default.)
+	if g := e.ServiceConfig["SupplementaryGroups"]; !reflect.DeepEqual(g, []any{"datadog", "systemd-journal"}) {
+		t.Errorf("exporter SupplementaryGroups = %v, want [datadog systemd-journal]", g)
 	}
 	// The Agent's unit: its runtime directory 0750, the socket made 0720.
 	sc := e.Datadog.ServiceConfig
@@ -142,7 +144,8 @@ func TestOpenMetricsRoute(t *testing.T) {
 	for _, f := range e.Failed {
 		t.Errorf("assertion fails: %s", f)
 	}
-	if strings.Contains(strings.Join(e.Argv, " "), "--datadog.") || e.ServiceConfig["SupplementaryGroups"] != nil && len(e.ServiceConfig["SupplementaryGroups"].([]any)) > 0 {
+	groups, _ := e.ServiceConfig["SupplementaryGroups"].([]any)
+	if strings.Contains(strings.Join(e.Argv, " "), "--datadog.") || slices.Contains(groups, any("datadog")) {
 		t.Errorf("openmetrics route: exporter argv %q, groups %v; want no sink, no datadog group", e.Argv, e.ServiceConfig["SupplementaryGroups"])
 	}
 	xc, _ := e.Datadog.Agent["extraConfig"].(map[string]any)
