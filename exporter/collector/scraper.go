@@ -114,7 +114,7 @@ func (r *Scraper) Filter(include, exclude []string) (*Scraper, error) {
 // Close ends the background work of every collector that has some to end
 // (those that implement io.Closer), for a clean shutdown: the journal
 // collector saves its cursor there. It returns every error.
-func (r *Registry) Close() error {
+func (r *Scraper) Close() error {
 	var errs []error
 	for _, rn := range r.runners {
 		if c, ok := rn.c.(io.Closer); ok {

@@ -113,7 +113,7 @@ func run() error {
 		// Collectors with background work stop it (the journal collector
 		// saves its cursor); a collector stuck in I/O must not hold up the exit.
 		closed := make(chan error, 1)
-		go func() { closed <- registry.Close() }()
+		go func() { closed <- scraper.Close() }()
 		select {
 		case err := <-closed:
 			if err != nil {

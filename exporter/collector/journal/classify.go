@@ -82,9 +82,7 @@ func isOOMKill(msg string) bool {
 		return false
 	}
 	// "Out of memory (oom_kill_allocating_task): Killed process ..."
-	if strings.HasPrefix(rest, " (oom_kill_allocating_task)") {
-		rest = rest[len(" (oom_kill_allocating_task)"):]
-	}
+	rest = strings.TrimPrefix(rest, " (oom_kill_allocating_task)")
 	return strings.HasPrefix(rest, ": Killed process ") || strings.HasPrefix(rest, ": Kill process ")
 }
 

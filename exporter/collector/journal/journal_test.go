@@ -332,22 +332,14 @@ func TestCountsEveryClassAndUnit(t *testing.T) {
 	}
 }
 
-// Only entries written after the first start count: the newest entry
-// already in the journal gives the position, the older ones are history.
+// Only entries written after the first start count (--since the start):
+// what the journal held before is history.
 func TestFirstStartSkipsHistory(t *testing.T) {
 	jf := newJournalFile(t)
 	jf.write(0, 21, false)
 	j := startFake(t, jf, "", 50)
 	jf.append(0, 21)
 	checkCounts(t, waitRead(t, j, 21), wantCounts(1, 50))
-}
-
-func mustRead(t *testing.T, p string) []byte {
-	b, err := os.ReadFile(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
 }
 
 // A restart goes on from the saved cursor with the saved counts: after a
