@@ -369,6 +369,50 @@ func checkFunctionsAndRanges(rules []rule, e errorfer) {
 	}
 }
 
+// The host labels survive every rule: no selector depends on the scrape
+// job's name (any job name works; panther-exporter targets are known by
+// their role label), and every aggregation keeps role, so that every alert
+// can be routed by role (docs/runbooks.md#alert-policy-by-role).
+func TestRulesKeepRoleAndIgnoreJobName(t *testing.T) {
+	rules := loadRules(t, rulesGlob)
+	checkHostLabels(rules, t)
+}
+
+func checkHostLabels(rules []rule, e errorfer) {
+	for _, r := range rules {
+		parser.Inspect(r.expr, func(n parser.Node, _ []parser.Node) error {
+			switch n := n.(type) {
+			case *parser.VectorSelector:
+				for _, m := range n.LabelMatchers {
+					if m.Name == "job" {
+						e.Errorf("%s: selects on the job label (%s): the rules must work with any scrape job name", r, m)
+					}
+				}
+			case *parser.AggregateExpr:
+				if n.Without {
+					if slicesContains(n.Grouping, "role") {
+						e.Errorf("%s: %s without (role) drops the role label", r, n.Op)
+					}
+					return nil
+				}
+				if slicesContains(n.Grouping, "instance") && !slicesContains(n.Grouping, "role") {
+					e.Errorf("%s: %s by (%s) drops the role label: group by role too", r, n.Op, strings.Join(n.Grouping, ", "))
+				}
+			}
+			return nil
+		})
+	}
+}
+
+func slicesContains(s []string, v string) bool {
+	for _, x := range s {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}
+
 // The shape of promtool's unit test files, as far as this check needs it.
 type promtoolTests struct {
 	RuleFiles []string `yaml:"rule_files"`
@@ -473,6 +517,7 @@ func TestLinterCatchesMistakes(t *testing.T) {
 	checkTemplates(rules, &p)
 	checkMetricsExist(rules, &p)
 	checkFunctionsAndRanges(rules, &p)
+	checkHostLabels(rules, &p)
 	all := strings.Join(p, "\n")
 	for _, want := range []string{
 		"alert NoFor: no `for`",
@@ -488,6 +533,8 @@ func TestLinterCatchesMistakes(t *testing.T) {
 		"alert DerivOfCounter: deriv() over counter panther_cpu_seconds_total",
 		"alert ShortRange: range 30s is shorter than four scrape intervals",
 		"record badname: recording rule name not level:metric:operations",
+		`alert JobSelector: selects on the job label (job="panther")`,
+		"alert DropsRole: max by (job, instance) drops the role label",
 	} {
 		if !strings.Contains(all, want) {
 			t.Errorf("linter did not report %q; it reported:\n%s", want, all)
