@@ -33,6 +33,13 @@ type Collector interface {
 	Update(ctx context.Context, ch chan<- prometheus.Metric) error
 }
 
+// Noter is met by a collector that has something to say on the landing page
+// besides ok or its error: why it exports nothing on this host, say (no
+// Podman installed). An empty note says nothing.
+type Noter interface {
+	Note() string
+}
+
 // Config is what every collector is built with.
 type Config struct {
 	Logger   *slog.Logger

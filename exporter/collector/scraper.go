@@ -158,6 +158,7 @@ type Status struct {
 	Name      string
 	LastError string    // empty when the last run succeeded
 	LastRun   time.Time // zero before the first run
+	Note      string    // the collector's Noter note, if any
 }
 
 // Statuses reports the state of every collector, sorted by name.
@@ -165,8 +166,12 @@ func (r *Scraper) Statuses() []Status {
 	out := make([]Status, 0, len(r.runners))
 	for _, rn := range r.runners {
 		rn.mu.Lock()
-		out = append(out, Status{Name: rn.name, LastError: rn.lastErr, LastRun: rn.lastRun})
+		st := Status{Name: rn.name, LastError: rn.lastErr, LastRun: rn.lastRun}
 		rn.mu.Unlock()
+		if n, ok := rn.c.(Noter); ok {
+			st.Note = n.Note()
+		}
+		out = append(out, st)
 	}
 	return out
 }

@@ -108,6 +108,9 @@ func (h *landingHandler) rows() []statusRow {
 		default:
 			row.State, row.Class = "ok", "ok"
 		}
+		if on && s.Note != "" {
+			row.State += " (" + s.Note + ")"
+		}
 		if on && !s.LastRun.IsZero() {
 			row.LastRun = s.LastRun.UTC().Format(time.RFC3339)
 		}

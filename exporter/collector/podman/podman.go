@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"sort"
 	"strings"
 	"sync"
@@ -28,7 +29,11 @@ import (
 // Options are the podman collector's flags.
 type Options struct {
 	// Sockets are NAME=URI pairs, e.g. root=unix:///run/podman/podman.sock.
+	// Empty watches Default, implicitly: see Podman.Update.
 	Sockets []string
+	// Default is the NAME=URI watched when Sockets is empty; DefaultSocket
+	// when empty.
+	Default string
 	// Rootless adds every /run/user/<uid>/podman/podman.sock, named after
 	// the user.
 	Rootless bool
@@ -50,8 +55,9 @@ var flags Options
 
 func init() {
 	kingpin.Flag("collector.podman.socket",
-		"Podman API socket to watch, as NAME=URI (repeatable); NAME is the socket label.").
-		Default(DefaultSocket).StringsVar(&flags.Sockets)
+		"Podman API socket to watch, as NAME=URI (repeatable); NAME is the socket label. "+
+			"Without it: "+DefaultSocket+", and a host where that socket does not exist has no Podman: nothing is exported for it.").
+		StringsVar(&flags.Sockets)
 	kingpin.Flag("collector.podman.rootless",
 		"Also watch every rootless service socket /run/user/<uid>/podman/podman.sock, named after its user.").
 		Default("false").BoolVar(&flags.Rootless)
@@ -81,6 +87,12 @@ type Podman struct {
 	mu        sync.Mutex
 	endpoints map[string]*endpoint // by socket name
 	order     []string
+	running   map[string]bool // endpoints whose background work started
+	// implicit is the name of the built-in default socket when no socket
+	// was configured ("" otherwise), and implicitPath its file: while that
+	// file does not exist the host has no Podman, which is no fault.
+	implicit, implicitPath string
+	note                   string
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -106,9 +118,24 @@ func New(cfg collector.Config, o Options) (*Podman, error) {
 	if o.DiscoverInterval <= 0 {
 		o.DiscoverInterval = 30 * time.Second
 	}
-	p := &Podman{cfg: cfg, logger: cfg.Logger, opts: o, endpoints: map[string]*endpoint{}}
+	p := &Podman{cfg: cfg, logger: cfg.Logger, opts: o, endpoints: map[string]*endpoint{}, running: map[string]bool{}}
 	p.ctx, p.cancel = context.WithCancel(context.Background())
-	for _, s := range o.Sockets {
+	sockets := o.Sockets
+	if len(sockets) == 0 {
+		def := o.Default
+		if def == "" {
+			def = DefaultSocket
+		}
+		name, uri, err := ParseSocketFlag(def)
+		if err != nil {
+			return nil, fmt.Errorf("default socket: %w", err)
+		}
+		if path, ok := strings.CutPrefix(uri, "unix://"); ok {
+			p.implicit, p.implicitPath = name, path
+		}
+		sockets = []string{def}
+	}
+	for _, s := range sockets {
 		name, uri, err := ParseSocketFlag(s)
 		if err != nil {
 			return nil, fmt.Errorf("--collector.podman.socket: %w", err)
@@ -134,6 +161,9 @@ func (p *Podman) Start() {
 	p.start.Do(func() {
 		p.mu.Lock()
 		for _, e := range p.endpoints {
+			if e.name == p.implicit && !p.implicitExists() {
+				continue // started by Update once the socket appears
+			}
 			p.run(e)
 		}
 		p.mu.Unlock()
@@ -144,7 +174,26 @@ func (p *Podman) Start() {
 	})
 }
 
+// implicitExists reports whether the implicit default socket's file exists.
+func (p *Podman) implicitExists() bool {
+	_, err := os.Stat(p.implicitPath)
+	return err == nil
+}
+
+// Note says on the landing page that the host has no Podman, when only the
+// built-in default socket is watched and it does not exist.
+func (p *Podman) Note() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.note
+}
+
+// run starts e's background work; p.mu is held.
 func (p *Podman) run(e *endpoint) {
+	if p.running[e.name] {
+		return
+	}
+	p.running[e.name] = true
 	p.wg.Add(1)
 	go func() {
 		defer p.wg.Done()
@@ -187,10 +236,25 @@ func (p *Podman) discoverLoop() {
 
 // Update sends the current snapshot of every socket. It never calls
 // Podman; it returns an error naming every socket that is down.
+//
+// No Podman is not Podman down: when no socket was configured and the
+// built-in default socket's file does not exist, the host has no Podman, so
+// nothing is exported for it and that is no error (the landing page says
+// so). It is looked for again on every scrape (one stat, no background
+// wake-ups) and watched from the scrape that finds it. A socket configured
+// explicitly that is missing is panther_podman_up 0 and an error.
 func (p *Podman) Update(_ context.Context, ch chan<- prometheus.Metric) error {
 	p.mu.Lock()
 	eps := make([]*endpoint, 0, len(p.order))
 	for _, n := range p.order {
+		if n == p.implicit {
+			if !p.implicitExists() {
+				p.note = "no Podman found: " + p.implicitPath + " does not exist and no --collector.podman.socket is set"
+				continue
+			}
+			p.note = ""
+			p.run(p.endpoints[n])
+		}
 		eps = append(eps, p.endpoints[n])
 	}
 	p.mu.Unlock()

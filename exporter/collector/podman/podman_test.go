@@ -415,3 +415,54 @@ func (l *lockedBuf) String() string {
 	defer l.mu.Unlock()
 	return l.b.String()
 }
+
+// TestNoPodmanIsNotPodmanDown: with no socket configured and the built-in
+// default socket absent, the host has no Podman: nothing is exported, the
+// collector succeeds and its note says why. Once the socket appears it is
+// watched. A configured socket that is missing stays up 0 and an error.
+func TestNoPodmanIsNotPodmanDown(t *testing.T) {
+	dir := t.TempDir()
+	sock := filepath.Join(dir, "podman.sock")
+	p, err := New(collectorConfig(), Options{Default: "root=unix://" + sock, ListInterval: 50 * time.Millisecond,
+		StatsInterval: 50 * time.Millisecond, Timeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Start()
+	t.Cleanup(p.Stop)
+	r := gather(t, p)
+	if r.err != nil {
+		t.Errorf("no Podman on the host: Update error %v, want none", r.err)
+	}
+	if len(r.fams) != 0 {
+		t.Errorf("no Podman on the host: exported %d families, want none", len(r.fams))
+	}
+	if n := p.Note(); !strings.Contains(n, "no Podman found") || !strings.Contains(n, sock) {
+		t.Errorf("note %q does not say that no Podman was found at %s", n, sock)
+	}
+
+	// Podman gets installed: the default socket appears and is watched.
+	l, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: newFakeService(t)}
+	go srv.Serve(l)
+	t.Cleanup(func() { srv.Close() })
+	waitFor(t, "default socket watched once it exists", func() bool {
+		r := gather(t, p)
+		up, ok := r.value("panther_podman_up", map[string]string{"socket": "root"})
+		return ok && up == 1 && r.err == nil
+	})
+	if n := p.Note(); n != "" {
+		t.Errorf("note %q with Podman present", n)
+	}
+
+	// The same socket named explicitly, missing: Podman down, as before.
+	q := newTest(t, time.Second, "root=unix://"+filepath.Join(dir, "missing.sock"))
+	waitFor(t, "configured missing socket is down", func() bool {
+		r := gather(t, q)
+		up, ok := r.value("panther_podman_up", map[string]string{"socket": "root"})
+		return ok && up == 0 && r.err != nil && strings.Contains(r.err.Error(), "socket root")
+	})
+}
