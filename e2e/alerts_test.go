@@ -245,6 +245,78 @@ func (f *FakePagerDuty) summary() string {
 	return fmt.Sprintf("%q", s)
 }
 
+// FakeChat is a chat's incoming webhook in Slack's format (Slack,
+// Mattermost, Rocket.Chat), where the example sends the "warnings"
+// receiver's notifications. It answers 200 "ok" as Slack does and keeps each
+// message's attachment titles.
+type FakeChat struct {
+	*httptest.Server
+	t      testing.TB
+	mu     sync.Mutex
+	titles []string
+}
+
+func startFakeChat(t testing.TB) *FakeChat {
+	c := &FakeChat{t: t}
+	c.Server = httptest.NewServer(http.HandlerFunc(c.serve))
+	t.Cleanup(c.Close)
+	return c
+}
+
+func (c *FakeChat) URL() string { return c.Server.URL + "/hooks/e2e" }
+
+func (c *FakeChat) serve(w http.ResponseWriter, r *http.Request) {
+	var msg struct {
+		Attachments []struct {
+			Title string `json:"title"`
+			Text  string `json:"text"`
+		} `json:"attachments"`
+	}
+	if r.Method != http.MethodPost || r.URL.Path != "/hooks/e2e" {
+		c.t.Errorf("fake chat: %s %s", r.Method, r.URL.Path)
+		http.Error(w, "no such hook", http.StatusNotFound)
+		return
+	}
+	if err := json.NewDecoder(r.Body).Decode(&msg); err != nil || len(msg.Attachments) == 0 || msg.Attachments[0].Title == "" {
+		c.t.Errorf("fake chat: not a Slack-format message with a titled attachment: %v %+v", err, msg)
+		http.Error(w, "invalid_payload", http.StatusBadRequest)
+		return
+	}
+	c.mu.Lock()
+	for _, a := range msg.Attachments {
+		c.titles = append(c.titles, a.Title)
+	}
+	c.mu.Unlock()
+	io.WriteString(w, "ok")
+}
+
+// Titles returns the titles of every message received so far.
+func (c *FakeChat) Titles() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]string(nil), c.titles...)
+}
+
+// Await polls until a message whose title contains all of parts arrived.
+func (c *FakeChat) Await(t *testing.T, timeout time.Duration, parts ...string) string {
+	t.Helper()
+	var got string
+	eventually(t, timeout, fmt.Sprintf("chat message with %q", parts), func() error {
+	next:
+		for _, title := range c.Titles() {
+			for _, p := range parts {
+				if !strings.Contains(title, p) {
+					continue next
+				}
+			}
+			got = title
+			return nil
+		}
+		return fmt.Errorf("not received; have %q", c.Titles())
+	})
+	return got
+}
+
 // Alertmanager is a running Debian prometheus-alertmanager.
 type Alertmanager struct {
 	*Process
@@ -252,8 +324,9 @@ type Alertmanager struct {
 }
 
 // startAlertmanager runs prometheus-alertmanager with the example
-// configuration, changed only in its routing key file and PagerDuty URL.
-func startAlertmanager(t *testing.T, pd *FakePagerDuty, keyFile string) *Alertmanager {
+// configuration, changed only in its secret files (the PagerDuty routing
+// key, the chat webhook's URL) and the PagerDuty URL.
+func startAlertmanager(t *testing.T, pd *FakePagerDuty, keyFile string, chat *FakeChat) *Alertmanager {
 	t.Helper()
 	bin := requireTool(t, "prometheus-alertmanager")
 	amtool := requireTool(t, "amtool")
@@ -270,6 +343,16 @@ func startAlertmanager(t *testing.T, pd *FakePagerDuty, keyFile string) *Alertma
 		ind := m[1] + strings.Repeat(" ", len(m[2]))
 		return m[1] + m[2] + "routing_key_file: " + keyFile + "\n" + ind + "url: " + pd.URL()
 	})
+	// The chat webhook's URL is a secret: the example reads it from a file.
+	chatFile := filepath.Join(t.TempDir(), "chat-webhook-url")
+	if err := os.WriteFile(chatFile, []byte(chat.URL()+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	urlLine := regexp.MustCompile(`(?m)^(\s+)(- )?api_url_file: .*$`)
+	if n := len(urlLine.FindAllString(cfg, -1)); n != 1 {
+		t.Fatalf("example has %d api_url_file lines, want 1", n)
+	}
+	cfg = urlLine.ReplaceAllString(cfg, "${1}${2}api_url_file: "+chatFile)
 	dir := t.TempDir()
 	cfgPath := filepath.Join(dir, "alertmanager.yml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
@@ -325,11 +408,24 @@ func (am *Alertmanager) find(alertname, instance string) (*amAlert, error) {
 	return nil, nil
 }
 
+// alertTarget is an exporter as the monitoring server knows it: its
+// address and its role target label.
+type alertTarget struct{ Addr, Role string }
+
+// servers gives every address the role server.
+func servers(addrs ...string) []alertTarget {
+	var out []alertTarget
+	for _, a := range addrs {
+		out = append(out, alertTarget{a, "server"})
+	}
+	return out
+}
+
 // startAlertPrometheus runs Debian's prometheus on the exporters with the
-// scaled rules, sending to am. Btrfs series of filesystems other than
-// keepUUID (other tests' filesystems on this machine) are dropped at
-// scrape time.
-func startAlertPrometheus(t *testing.T, targets []string, rules []string, am *Alertmanager, keepUUID string) *Prometheus {
+// scaled rules, sending to am, in a scrape job of the given name (the rules
+// must not depend on it). Btrfs series of filesystems other than keepUUID
+// (other tests' filesystems on this machine) are dropped at scrape time.
+func startAlertPrometheus(t *testing.T, job string, targets []alertTarget, rules []string, am *Alertmanager, keepUUID string) *Prometheus {
 	t.Helper()
 	bin := requireTool(t, "prometheus")
 	dir := t.TempDir()
@@ -339,14 +435,10 @@ func startAlertPrometheus(t *testing.T, targets []string, rules []string, am *Al
 		fmt.Fprintf(&b, "  - %q\n", f)
 	}
 	fmt.Fprintf(&b, "alerting:\n  alertmanagers:\n    - static_configs:\n        - targets: [%q]\n", am.Addr)
-	b.WriteString("scrape_configs:\n  - job_name: panther\n    static_configs:\n      - targets: [")
-	for i, tg := range targets {
-		if i > 0 {
-			b.WriteString(", ")
-		}
-		fmt.Fprintf(&b, "%q", tg)
+	fmt.Fprintf(&b, "scrape_configs:\n  - job_name: %q\n    static_configs:\n", job)
+	for _, tg := range targets {
+		fmt.Fprintf(&b, "      - targets: [%q]\n        labels: {role: %q}\n", tg.Addr, tg.Role)
 	}
-	b.WriteString("]\n")
 	fmt.Fprintf(&b, `    metric_relabel_configs:
       - source_labels: [uuid]
         regex: '|%s'
@@ -465,8 +557,9 @@ func TestAlertsEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	pd := startFakePagerDuty(t, routingKey)
-	am := startAlertmanager(t, pd, keyFile)
-	prom := startAlertPrometheus(t, targets, scaledRules(t, t.TempDir()), am, fs.UUID)
+	chat := startFakeChat(t)
+	am := startAlertmanager(t, pd, keyFile, chat)
+	prom := startAlertPrometheus(t, "panther", servers(targets...), scaledRules(t, t.TempDir()), am, fs.UUID)
 
 	// Healthy: every exporter scraped with data, every rule loaded, and
 	// for 45 s (longer than Alertmanager's group_wait and the scaled `for`
@@ -635,7 +728,7 @@ func TestAlertsEndToEnd(t *testing.T) {
 	for _, f := range faults {
 		t.Run("fires/"+f.name, func(t *testing.T) {
 			for i := range f.expect {
-				f.expect[i].awaitFiring(t, prom, am, pd, fireTimeout)
+				f.expect[i].awaitFiring(t, prom, am, pd, chat, fireTimeout)
 			}
 		})
 	}
@@ -684,9 +777,9 @@ type alertFault struct {
 	expect        []alertExpect
 }
 
-// alertExpect is one alert a fault raises. Critical ones must page through
-// PagerDuty; warnings must reach Alertmanager's "warnings" receiver and
-// never PagerDuty (the example routes only critical to PagerDuty).
+// alertExpect is one alert a fault raises. Critical ones (of a server) must
+// page through PagerDuty; warnings must reach Alertmanager's "warnings"
+// receiver, and through it the chat, and never PagerDuty.
 type alertExpect struct {
 	alert, instance string
 	critical        bool
@@ -694,7 +787,7 @@ type alertExpect struct {
 	trigger         pdEvent
 }
 
-func (e *alertExpect) awaitFiring(t *testing.T, prom *Prometheus, am *Alertmanager, pd *FakePagerDuty, timeout time.Duration) {
+func (e *alertExpect) awaitFiring(t *testing.T, prom *Prometheus, am *Alertmanager, pd *FakePagerDuty, chat *FakeChat, timeout time.Duration) {
 	t.Helper()
 	want := e.summary()
 	var summary string
@@ -725,7 +818,9 @@ func (e *alertExpect) awaitFiring(t *testing.T, prom *Prometheus, am *Alertmanag
 			t.Errorf("%s in Alertmanager: summary %q severity %q receivers %+v, want %q warning to [warnings]",
 				e.alert, got.Annotations["summary"], got.Labels["severity"], got.Receivers, want)
 		}
-		t.Logf("warning in Alertmanager (receiver warnings): %s", want)
+		// The warnings receiver reaches a person: the chat gets it.
+		title := chat.Await(t, timeout, "[warning] "+e.alert+" on "+e.instance)
+		t.Logf("warning in Alertmanager (receiver warnings), in the chat as %q: %s", title, want)
 		return
 	}
 	e.trigger = pd.Await(t, timeout, "trigger", want)

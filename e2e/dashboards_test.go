@@ -338,6 +338,7 @@ func TestDashboardsShowData(t *testing.T) {
       - targets: [%q]
         labels:
           exporter: nix
+          role: server
     relabel_configs:
       - target_label: job
         replacement: panther

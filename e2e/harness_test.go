@@ -317,7 +317,7 @@ type Prometheus struct {
 
 // PromConfig is what startPrometheus writes into prometheus.yml.
 type PromConfig struct {
-	Targets          []string      // host:port of exporters, job "panther"
+	Targets          []string      // host:port of exporters, job "panther", role "server"
 	ScrapeInterval   time.Duration // default 1s
 	RuleFiles        []string      // absolute paths
 	AlertmanagerAddr string        // host:port, optional
@@ -351,7 +351,8 @@ func startPrometheus(t testing.TB, c PromConfig) *Prometheus {
 		}
 		fmt.Fprintf(&b, "%q", tg)
 	}
-	b.WriteString("]\n")
+	// Every target carries its role (docs/runbooks.md#alert-policy-by-role).
+	b.WriteString("]\n        labels: {role: server}\n")
 	b.WriteString(c.ExtraScrape)
 	cfgPath := filepath.Join(dir, "prometheus.yml")
 	if err := os.WriteFile(cfgPath, []byte(b.String()), 0o644); err != nil {
