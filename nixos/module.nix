@@ -4,8 +4,8 @@
 #   imports = [ panther.nixosModules.default ];
 #   services.panther-exporter = {
 #     enable = true;
+#     role = "workstation";   # or "server": picks the defaults below
 #     openFirewall = true;
-#     podman.sockets.system = "unix:///run/podman/podman.sock";
 #   };
 #
 # The service is sandboxed like nixpkgs' Prometheus exporters
@@ -23,6 +23,29 @@ let
     mkOption optional optionals types;
 
   cfg = config.services.panther-exporter;
+
+  # What a role changes by default (docs/runbooks.md#alert-policy-by-role,
+  # figures in docs/benchmarks.md): a workstation runs the costly background
+  # work (Podman listing and stats, the Btrfs subvolume walk, the systemd unit
+  # list) and the DogStatsD flush less often, so that it wakes less on battery.
+  profiles = {
+    server = {
+      podmanListInterval = "15s";
+      podmanStatsInterval = "15s";
+      btrfsSubvolumeInterval = "1m";
+      bootUnitRefreshInterval = "30s";
+      datadogInterval = "15s";
+    };
+    workstation = {
+      podmanListInterval = "60s";
+      podmanStatsInterval = "60s";
+      btrfsSubvolumeInterval = "15m";
+      bootUnitRefreshInterval = "5m";
+      datadogInterval = "60s";
+    };
+  };
+  profile = profiles.${cfg.role};
+  podmanEnabled = cfg.podman.enable;
 
   # Every collector of the binary, for the enable/disable options (the Go
   # test checks that `--collector.NAME` exists for each).
@@ -52,8 +75,15 @@ let
     ++ optional cfg.disableDefaultCollectors "--collector.disable-defaults"
     ++ map (c: "--collector.${c}") cfg.enabledCollectors
     ++ map (c: "--no-collector.${c}") cfg.disabledCollectors
-    ++ mapAttrsToList (name: uri: "--collector.podman.socket=${name}=${uri}") cfg.podman.sockets
-    ++ optional cfg.podman.rootless "--collector.podman.rootless"
+    # No Podman on the host: no podman collector, unless asked for by name.
+    ++ optional (!podmanEnabled && !(builtins.elem "podman" cfg.enabledCollectors)) "--no-collector.podman"
+    ++ optionals podmanEnabled (
+      mapAttrsToList (name: uri: "--collector.podman.socket=${name}=${uri}") cfg.podman.sockets
+      ++ optional cfg.podman.rootless "--collector.podman.rootless"
+      ++ [ "--collector.podman.list-interval=${cfg.intervals.podmanList}"
+           "--collector.podman.stats-interval=${cfg.intervals.podmanStats}" ])
+    ++ [ "--collector.btrfs.subvolume-interval=${cfg.intervals.btrfsSubvolumes}"
+         "--collector.boot.unit-refresh-interval=${cfg.intervals.bootUnitRefresh}" ]
     ++ optional (cfg.boot.dbusAddress != null) "--collector.boot.dbus-address=${cfg.boot.dbusAddress}"
     ++ optional (cfg.textfileDirectory != null) "--collector.textfile.directory=${cfg.textfileDirectory}"
     ++ optionals cfg.diskHealth.enable [
@@ -74,7 +104,9 @@ let
     ]
     ++ optionals (datadogAddress != null) (
       [ "--datadog.address=${datadogAddress}"
-        "--datadog.interval=${cfg.datadog.interval}" ]
+        "--datadog.interval=${cfg.datadog.interval}"
+        # The host's role as a tag on every metric, for the monitors' policy.
+        "--datadog.tags=role:${cfg.role}" ]
       ++ map (t: "--datadog.tags=${t}") cfg.datadog.tags
       ++ optional (cfg.datadog.include != null) "--datadog.include=${cfg.datadog.include}"
       ++ optional (cfg.datadog.exclude != null) "--datadog.exclude=${cfg.datadog.exclude}")
@@ -102,6 +134,23 @@ in
 
   options.services.panther-exporter = {
     enable = mkEnableOption "panther-exporter, the pantherOS metrics exporter (system, Btrfs, Podman, boot, Nix)";
+
+    role = mkOption {
+      type = types.enum [ "server" "workstation" ];
+      default = "server";
+      example = "workstation";
+      description = ''
+        What the host is. A workstation (a laptop: asleep at night, off for
+        weekends, on battery, roaming) gets the workstation defaults of
+        {option}`intervals` and {option}`datadog.interval` (less background
+        work, fewer wake-ups), and the DogStatsD tag `role:workstation`, by
+        which the Datadog monitors never page for it unless data is being
+        lost. Give the same role to the host in
+        {option}`services.panther-monitoring.hosts` on the monitoring server:
+        there it becomes the Prometheus target label that the alert routing
+        uses (docs/runbooks.md, "Alert policy by role").
+      '';
+    };
 
     package = mkOption {
       type = types.package;
@@ -153,7 +202,44 @@ in
       description = "Collectors to turn off (`--no-collector.NAME`).";
     };
 
+    intervals = {
+      podmanList = mkOption {
+        type = types.str;
+        default = profile.podmanListInterval;
+        defaultText = literalExpression ''if role == "workstation" then "60s" else "15s"'';
+        description = "How often Podman's containers, pods, images and volumes are listed (events list sooner).";
+      };
+      podmanStats = mkOption {
+        type = types.str;
+        default = profile.podmanStatsInterval;
+        defaultText = literalExpression ''if role == "workstation" then "60s" else "15s"'';
+        description = "How often container stats are taken.";
+      };
+      btrfsSubvolumes = mkOption {
+        type = types.str;
+        default = profile.btrfsSubvolumeInterval;
+        defaultText = literalExpression ''if role == "workstation" then "15m" else "1m"'';
+        description = "Least time between two walks of the Btrfs subvolumes and snapshots.";
+      };
+      bootUnitRefresh = mkOption {
+        type = types.str;
+        default = profile.bootUnitRefreshInterval;
+        defaultText = literalExpression ''if role == "workstation" then "5m" else "30s"'';
+        description = "Least time between two reads of systemd's unit list, blame and timers.";
+      };
+    };
+
     podman = {
+      enable = mkOption {
+        type = types.bool;
+        default = (config.virtualisation.podman.enable or false) || cfg.podman.sockets != { } || cfg.podman.rootless;
+        defaultText = literalExpression "config.virtualisation.podman.enable || podman.sockets != { } || podman.rootless";
+        description = ''
+          Run the podman collector. Off on a host without Podman
+          (virtualisation.podman.enable unset and no socket configured):
+          no Podman is not Podman down.
+        '';
+      };
       sockets = mkOption {
         type = types.attrsOf types.str;
         default = { };
@@ -292,14 +378,15 @@ in
       };
       interval = mkOption {
         type = types.str;
-        default = "15s";
+        default = profile.datadogInterval;
+        defaultText = literalExpression ''if role == "workstation" then "60s" else "15s"'';
         description = "How often the DogStatsD sink gathers and sends.";
       };
       tags = mkOption {
         type = types.listOf types.str;
         default = [ ];
-        example = [ "env:prod" "role:nas" ];
-        description = "Tags (key:value) added to every DogStatsD metric.";
+        example = [ "env:prod" "site:fra" ];
+        description = "Tags (key:value) added to every DogStatsD metric, after `role:` (from {option}`role`).";
       };
       include = mkOption {
         type = types.nullOr types.str;
@@ -381,6 +468,9 @@ in
     assertions = [{
       assertion = lib.intersectLists cfg.enabledCollectors cfg.disabledCollectors == [ ];
       message = "services.panther-exporter: a collector is both enabled and disabled.";
+    } {
+      assertion = builtins.all (t: !(lib.hasPrefix "role:" t)) cfg.datadog.tags;
+      message = "services.panther-exporter: set the role with services.panther-exporter.role, not a role: tag in datadog.tags.";
     }];
 
     networking.firewall.allowedTCPPorts = mkIf cfg.openFirewall [ cfg.port ];

@@ -5,14 +5,18 @@
 #
 #   services.panther-monitoring = {
 #     enable = true;
-#     hosts = [ "nas.lan:9567" "web1.lan:9567" ];
+#     hosts = {
+#       hetzner-vps = { address = "hetzner-vps.lan:9567"; role = "server"; };
+#       yoga = { address = "yoga.lan:9567"; role = "workstation"; };
+#     };
 #     pagerduty.routingKeyFile = "/run/secrets/pagerduty-routing-key"; # agenix/sops-nix
+#     warnings.chat.webhookUrlFile = "/run/secrets/chat-webhook-url";
 #     grafana.secretKeyFile = "/run/secrets/grafana-secret-key";
 #   };
 { config, lib, pkgs, ... }:
 
 let
-  inherit (lib) filter hasSuffix literalExpression mkEnableOption mkIf mkOption optional types;
+  inherit (lib) filter hasSuffix literalExpression mapAttrsToList mkEnableOption mkIf mkOption optional optionals types;
 
   cfg = config.services.panther-monitoring;
   secrets = import ./secrets.nix { inherit lib; };
@@ -31,36 +35,158 @@ let
     fileset = lib.fileset.fileFilter (f: f.hasExt "json") ../dashboards/grafana;
   };
 
-  # The routing key reaches Alertmanager as a systemd credential: the file
-  # named by pagerduty.routingKeyFile stays where it is (never copied to the
-  # Nix store) and systemd hands the service a private copy here.
-  routingKeyPath = "/run/credentials/alertmanager.service/pagerduty-routing-key";
+  # Secrets reach Alertmanager as systemd credentials: the files named by
+  # the options stay where they are (never copied to the Nix store) and
+  # systemd hands the service private copies here.
+  credDir = "/run/credentials/alertmanager.service";
+  routingKeyPath = "${credDir}/pagerduty-routing-key";
+  chatUrlPath = "${credDir}/chat-webhook-url";
+  smtpPasswordPath = "${credDir}/smtp-password";
+  chatEnabled = cfg.warnings.chat.webhookUrlFile != null;
+  emailEnabled = cfg.warnings.email.to != null;
+  credentials =
+    [ "pagerduty-routing-key:${toString cfg.pagerduty.routingKeyFile}" ]
+    ++ optional chatEnabled "chat-webhook-url:${toString cfg.warnings.chat.webhookUrlFile}"
+    ++ optional (emailEnabled && cfg.warnings.email.passwordFile != null) "smtp-password:${toString cfg.warnings.email.passwordFile}";
 
-  # rules/alertmanager/alertmanager.yml is the route tree (critical alerts
-  # page, ExporterDown inhibits the rest of its host); only the routing key
-  # file changes.
+  # rules/alertmanager/alertmanager.yml is the route tree (the policy by
+  # role, inhibitions); only the secret files and the warnings notifier
+  # change. The notifier is the block between its BEGIN and END lines: the
+  # example's chat webhook (its URL file swapped for the credential) when
+  # warnings.chat is set, e-mail when warnings.email is set, else nothing.
   exampleKeyPath = "/run/secrets/alertmanager/pagerduty-routing-key";
+  exampleChatPath = "/run/secrets/alertmanager/chat-webhook-url";
   exampleConfig = builtins.readFile ../rules/alertmanager/alertmanager.yml;
+  splitOnce = sep: str:
+    let parts = builtins.split sep str;
+    in if builtins.length parts != 3
+      then throw "rules/alertmanager/alertmanager.yml must hold '${sep}' exactly once; update nixos/monitoring.nix"
+      else { before = builtins.elemAt parts 0; after = builtins.elemAt parts 2; };
+  atBegin = splitOnce "    # BEGIN warnings notifier\n" exampleConfig;
+  atEnd = splitOnce "    # END warnings notifier\n" atBegin.after;
+  exampleChat = (splitOnce "    # E-mail instead" atEnd.before).before;
+  email = cfg.warnings.email;
+  emailConfig = builtins.toJSON ([ ({
+    inherit (email) to from smarthost;
+    send_resolved = true;
+  } // lib.optionalAttrs (email.username != null) { auth_username = email.username; }
+    // lib.optionalAttrs (email.passwordFile != null) { auth_password_file = smtpPasswordPath; }) ]);
+  notifier =
+    (if chatEnabled then builtins.replaceStrings [ exampleChatPath ] [ chatUrlPath ] exampleChat else "")
+    + (if emailEnabled then "    email_configs: ${emailConfig}\n" else "");
+  withNotifier = atBegin.before + notifier + atEnd.after;
   alertmanagerConfig =
-    if lib.hasInfix "routing_key_file: ${exampleKeyPath}" exampleConfig
-    then builtins.replaceStrings [ exampleKeyPath ] [ routingKeyPath ] exampleConfig
-    else throw "rules/alertmanager/alertmanager.yml no longer has routing_key_file: ${exampleKeyPath}; update nixos/monitoring.nix";
+    if lib.hasInfix "routing_key_file: ${exampleKeyPath}" exampleConfig && lib.hasInfix "api_url_file: ${exampleChatPath}" exampleChat
+    then builtins.replaceStrings [ exampleKeyPath ] [ routingKeyPath ] withNotifier
+    else throw "rules/alertmanager/alertmanager.yml no longer has routing_key_file: ${exampleKeyPath} and api_url_file: ${exampleChatPath}; update nixos/monitoring.nix";
+
+  # One static config per host: its address, and the host name and role as
+  # target labels (every series and alert of the host carries them); a
+  # workstation is scraped less often (fewer wake-ups on battery).
+  staticConfigs = mapAttrsToList (name: h: {
+    targets = [ h.address ];
+    labels = { instance = name; role = h.role; }
+      // lib.optionalAttrs (h.role == "workstation" && cfg.workstationScrapeInterval != cfg.scrapeInterval) {
+        __scrape_interval__ = cfg.workstationScrapeInterval;
+      };
+  }) cfg.hosts;
 in
 {
   options.services.panther-monitoring = {
     enable = mkEnableOption "the pantherOS monitoring server (Prometheus, Alertmanager, Grafana)";
 
     hosts = mkOption {
-      type = types.listOf types.str;
-      default = [ ];
-      example = [ "nas.lan:9567" "[fd00::2]:9567" ];
-      description = "panther-exporter targets (host:port) for the Prometheus job `panther`.";
+      type = types.attrsOf (types.submodule {
+        options = {
+          address = mkOption {
+            type = types.str;
+            example = "yoga.lan:9567";
+            description = "host:port of the host's panther-exporter.";
+          };
+          role = mkOption {
+            type = types.enum [ "server" "workstation" ];
+            example = "workstation";
+            description = ''
+              The host's role, a target label of all its series: a server's
+              critical alerts page, a workstation's go to the warnings
+              notifier, and a workstation that is off or asleep never pages
+              (docs/runbooks.md, "Alert policy by role"). Match
+              services.panther-exporter.role on the host.
+            '';
+          };
+        };
+      });
+      default = { };
+      example = literalExpression ''
+        {
+          hetzner-vps = { address = "hetzner-vps.lan:9567"; role = "server"; };
+          yoga = { address = "[fd00::2]:9567"; role = "workstation"; };
+        }
+      '';
+      description = ''
+        panther-exporter targets of the Prometheus job `panther`, by host name
+        (the `instance` label). The rules do not depend on the job's name.
+      '';
     };
 
     scrapeInterval = mkOption {
       type = types.str;
       default = "15s";
-      description = "Scrape interval of the `panther` job.";
+      description = "Scrape interval of the `panther` job (servers).";
+    };
+
+    workstationScrapeInterval = mkOption {
+      type = types.str;
+      default = "60s";
+      description = ''
+        Scrape interval of the workstations (the `__scrape_interval__` target
+        label): fewer wake-ups on battery; every range in the rules spans at
+        least 5 minutes, so 60s still gives each one several samples.
+      '';
+    };
+
+    warnings = {
+      chat.webhookUrlFile = mkOption {
+        type = types.nullOr types.str;
+        default = null;
+        example = "/run/secrets/chat-webhook-url";
+        description = ''
+          File holding the URL of a chat's incoming webhook in Slack's format
+          (Slack, Mattermost, Rocket.Chat), where warnings and workstations'
+          critical alerts are posted. Outside the Nix store: the URL is a
+          secret; Alertmanager reads it through LoadCredential.
+        '';
+      };
+      email = {
+        to = mkOption {
+          type = types.nullOr types.str;
+          default = null;
+          example = "ops@example.org";
+          description = "Send warnings and workstations' critical alerts by e-mail to this address; null sends none.";
+        };
+        from = mkOption {
+          type = types.str;
+          default = "alertmanager@localhost";
+          description = "Sender address of the warning e-mails.";
+        };
+        smarthost = mkOption {
+          type = types.str;
+          default = "localhost:25";
+          example = "smtp.example.org:587";
+          description = "SMTP server (host:port).";
+        };
+        username = mkOption {
+          type = types.nullOr types.str;
+          default = null;
+          description = "SMTP user name; null for no authentication.";
+        };
+        passwordFile = mkOption {
+          type = types.nullOr types.str;
+          default = null;
+          example = "/run/secrets/smtp-password";
+          description = "File holding the SMTP password, outside the Nix store (read through LoadCredential).";
+        };
+      };
     };
 
     scrapeConfig = mkOption {
@@ -167,7 +293,12 @@ in
       (secrets.assertion "services.panther-monitoring.pagerduty.routingKeyFile" cfg.pagerduty.routingKeyFile)
       (secrets.assertion "services.panther-monitoring.grafana.secretKeyFile" cfg.grafana.secretKeyFile)
       (secrets.assertion "services.panther-monitoring.grafana.adminPasswordFile" cfg.grafana.adminPasswordFile)
+      (secrets.assertion "services.panther-monitoring.warnings.chat.webhookUrlFile" cfg.warnings.chat.webhookUrlFile)
+      (secrets.assertion "services.panther-monitoring.warnings.email.passwordFile" cfg.warnings.email.passwordFile)
     ];
+
+    warnings = optional (cfg.pagerduty.routingKeyFile != null && !chatEnabled && !emailEnabled)
+      "services.panther-monitoring: no warnings notifier (warnings.chat or warnings.email): warnings and workstations' critical alerts reach nobody.";
 
     services.prometheus = {
       enable = true;
@@ -176,7 +307,7 @@ in
         ({
           job_name = "panther";
           scrape_interval = cfg.scrapeInterval;
-          static_configs = [{ targets = cfg.hosts; }];
+          static_configs = staticConfigs;
         } // cfg.scrapeConfig)
       ];
       alertmanagers = mkIf (cfg.pagerduty.routingKeyFile != null) [{
@@ -190,7 +321,7 @@ in
     };
 
     systemd.services.alertmanager.serviceConfig.LoadCredential =
-      mkIf (cfg.pagerduty.routingKeyFile != null) [ "pagerduty-routing-key:${toString cfg.pagerduty.routingKeyFile}" ];
+      mkIf (cfg.pagerduty.routingKeyFile != null) credentials;
 
     services.victorialogs = mkIf cfg.logs.enable {
       enable = true;

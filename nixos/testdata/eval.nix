@@ -34,7 +34,7 @@ let
     mkForce = x: x;
     makeBinPath = ps: builtins.concatStringsSep ":" (map (p: "${p}/bin") ps);
     escapeShellArg = s: "'" + builtins.replaceStrings [ "'" ] [ "'\\''" ] s + "'";
-    types = builtins.mapAttrs (_: _: x: x) { listOf = 0; enum = 0; attrsOf = 0; nullOr = 0; }
+    types = builtins.mapAttrs (_: _: x: x) { listOf = 0; enum = 0; attrsOf = 0; nullOr = 0; submodule = 0; }
       // { either = a: b: a; str = null; port = null; bool = null; path = null; package = null; attrs = null; ints.positive = null; };
     fileset = {
       toSource = { root, fileset }: root;
@@ -123,6 +123,7 @@ in
     extraGroups = datadogConfig.users.users.datadog.extraGroups or null;
   };
   monitoringFirewall = monitoringConfig.networking.firewall.allowedTCPPorts or null;
+  warnings = monitoringConfig.warnings or [ ];
   prometheus = {
     ruleFiles = map toString (monitoringConfig.services.prometheus.ruleFiles or [ ]);
     scrapeConfigs = monitoringConfig.services.prometheus.scrapeConfigs or [ ];

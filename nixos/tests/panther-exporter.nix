@@ -20,6 +20,7 @@ pkgs.testers.runNixOSTest {
     environment.systemPackages = [ pkgs.btrfs-progs ];
     services.panther-exporter = {
       enable = true;
+      role = "server";
       package = self.packages.${pkgs.stdenv.hostPlatform.system}.panther-exporter;
       openFirewall = true;
       podman.sockets.system = "unix:///run/podman/podman.sock";
@@ -34,7 +35,7 @@ pkgs.testers.runNixOSTest {
     environment.systemPackages = [ pkgs.jq ];
     services.panther-monitoring = {
       enable = true;
-      hosts = [ "host:9567" ];
+      hosts.host = { address = "host:9567"; role = "server"; };
       scrapeInterval = "2s";
       # A test key in the store is fine here; real ones never are.
       pagerduty.routingKeyFile = "/etc/pagerduty-routing-key";
@@ -90,7 +91,7 @@ pkgs.testers.runNixOSTest {
         monitor.wait_for_open_port(9090)
         monitor.wait_until_succeeds(
             "curl -sSf 'http://localhost:9090/api/v1/query?query=up%7Bjob%3D%22panther%22%7D' "
-            + "| jq -e '.data.result[0].value[1] == \"1\"'",
+            + "| jq -e '.data.result[0].value[1] == \"1\" and .data.result[0].metric.role == \"server\" and .data.result[0].metric.instance == \"host\"'",
             timeout=120,
         )
         monitor.wait_until_succeeds(
