@@ -425,7 +425,7 @@ func servers(addrs ...string) []alertTarget {
 // scaled rules, sending to am, in a scrape job of the given name (the rules
 // must not depend on it). Btrfs series of filesystems other than keepUUID
 // (other tests' filesystems on this machine) are dropped at scrape time.
-func startAlertPrometheus(t *testing.T, job string, targets []alertTarget, rules []string, am *Alertmanager, keepUUID string) *Prometheus {
+func startAlertPrometheus(t *testing.T, job string, targets []alertTarget, rules []string, am *Alertmanager, keepUUID string, extraRelabel ...string) *Prometheus {
 	t.Helper()
 	bin := requireTool(t, "prometheus")
 	dir := t.TempDir()
@@ -450,6 +450,9 @@ func startAlertPrometheus(t *testing.T, job string, targets []alertTarget, rules
       - regex: __tmp_mine
         action: labeldrop
 `, regexp.QuoteMeta(keepUUID))
+	for _, r := range extraRelabel {
+		b.WriteString(r)
+	}
 	cfgPath := filepath.Join(dir, "prometheus.yml")
 	if err := os.WriteFile(cfgPath, []byte(b.String()), 0o644); err != nil {
 		t.Fatal(err)
@@ -526,18 +529,7 @@ func TestAlertsEndToEnd(t *testing.T) {
 	// private dbus-daemon, seeded as a server whose maintenance timers are
 	// healthy: last run an hour ago, next due in an hour, last runs successful.
 	bus := startDBus(t)
-	seed := fakesystemd.Server()
-	usec := func(t time.Time) uint64 { return uint64(t.UnixMicro()) }
-	for i := range seed.Units {
-		u := &seed.Units[i]
-		if u.TimerUnit != "" {
-			u.LastTriggerUSec, u.NextElapseRealtime, u.NextElapseMonotonic = usec(time.Now().Add(-time.Hour)), usec(time.Now().Add(time.Hour)), 0
-		}
-		if strings.HasSuffix(u.Name, ".service") && u.Result != "" {
-			u.Result = "success"
-		}
-	}
-	sd := startFakeSystemd(t, bus, seed)
+	sd := startFakeSystemd(t, bus, healthyServerSeed())
 
 	down := startRestartableExporter(t, "--collector.disable-defaults")
 	collectorX := startExporter(t, "--collector.disable-defaults", "--collector.nix", "--path.rootfs="+nixBroken.Dir)
@@ -694,12 +686,12 @@ func TestAlertsEndToEnd(t *testing.T) {
 		{
 			name: "maintenance timer stuck and its job failed",
 			inject: func(t *testing.T) {
-				sd.UpdateUnit("nix-gc.timer", func(u *fakesystemd.Unit) { u.NextElapseRealtime = usec(time.Now().Add(-2 * time.Hour)) })
+				sd.UpdateUnit("nix-gc.timer", func(u *fakesystemd.Unit) { u.NextElapseRealtime = usecAt(time.Now().Add(-2 * time.Hour)) })
 				sd.Fail("nix-gc.service", "exit-code")
 			},
 			clear: func(t *testing.T) {
 				sd.UpdateUnit("nix-gc.timer", func(u *fakesystemd.Unit) {
-					u.LastTriggerUSec, u.NextElapseRealtime = usec(time.Now()), usec(time.Now().Add(24*time.Hour))
+					u.LastTriggerUSec, u.NextElapseRealtime = usecAt(time.Now()), usecAt(time.Now().Add(24*time.Hour))
 				})
 				sd.UpdateUnit("nix-gc.service", func(u *fakesystemd.Unit) {
 					u.ActiveState, u.SubState, u.Result = "inactive", "dead", "success"
@@ -768,6 +760,26 @@ func TestAlertsEndToEnd(t *testing.T) {
 			t.Errorf("a %s alert paged: %q", ev.Payload.Severity, ev.Payload.Summary)
 		}
 	}
+}
+
+// usecAt is a time in systemd's microseconds since the epoch.
+func usecAt(t time.Time) uint64 { return uint64(t.UnixMicro()) }
+
+// healthyServerSeed is the fake systemd of a server whose maintenance
+// timers are healthy: last run an hour ago, next due in an hour, last runs
+// successful.
+func healthyServerSeed() fakesystemd.Seed {
+	seed := fakesystemd.Server()
+	for i := range seed.Units {
+		u := &seed.Units[i]
+		if u.TimerUnit != "" {
+			u.LastTriggerUSec, u.NextElapseRealtime, u.NextElapseMonotonic = usecAt(time.Now().Add(-time.Hour)), usecAt(time.Now().Add(time.Hour)), 0
+		}
+		if strings.HasSuffix(u.Name, ".service") && u.Result != "" {
+			u.Result = "success"
+		}
+	}
+	return seed
 }
 
 // alertFault is a real fault, what it must raise, and how to clear it.

@@ -1,0 +1,205 @@
+//go:build e2e
+
+package e2e
+
+// The alert policy by role on the real stack (docs/runbooks.md#alert-policy-by-role):
+// the rules of rules/prometheus (their `for:` scaled as in the alert e2e),
+// the Alertmanager example, the fake PagerDuty, in a scrape job not named
+// "panther". Three hosts: a server running the exporter's defaults on a
+// host without Podman, which must raise no alert at all for longer than
+// the longest scaled `for:`; a workstation whose exporter goes away, which
+// must reach nobody; a server whose exporter goes away, which must page,
+// then resolve.
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/common/model"
+)
+
+// longestFor is the longest `for:` of the rules, scaled as scaledRules does.
+func longestFor(t *testing.T) time.Duration {
+	t.Helper()
+	files, err := filepath.Glob("../rules/prometheus/*.rules.yml")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no rule files: %v", err)
+	}
+	forLine := regexp.MustCompile(`(?m)^\s+for:\s*(\S+)\s*$`)
+	var longest time.Duration
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range forLine.FindAllStringSubmatch(string(b), -1) {
+			d, err := model.ParseDuration(m[1])
+			if err != nil {
+				t.Fatalf("%s: for %q: %v", f, m[1], err)
+			}
+			if s := time.Duration(d) / forScale; s > longest {
+				longest = s
+			}
+		}
+	}
+	return longest
+}
+
+func TestAlertRolesEndToEnd(t *testing.T) {
+	requireRoot(t)
+	requireTool(t, "promtool")
+
+	// The host without Podman runs the defaults: no --collector.podman.socket
+	// and the built-in default socket absent. A Podman service someone runs
+	// there on this machine would make it a host with Podman.
+	const defaultSocket = "/run/podman/podman.sock"
+	if _, err := os.Stat(defaultSocket); err == nil {
+		t.Fatalf("%s exists on this machine: the test needs a host without Podman", defaultSocket)
+	}
+	// Its systemd is the fake manager of the boot tests (PID 1 is not
+	// systemd here); the only flag besides the listen address is that bus.
+	bus := startDBus(t)
+	startFakeSystemd(t, bus, healthyServerSeed())
+	noPodman := startExporter(t, "--collector.boot.dbus-address="+bus.Address)
+	page, err := noPodman.Get("/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(page, "no Podman found") {
+		t.Errorf("landing page of a host without Podman does not say no Podman was found:\n%s", page)
+	}
+
+	workstation := startRestartableExporter(t, "--collector.disable-defaults", "--collector.system")
+	server := startRestartableExporter(t, "--collector.disable-defaults", "--collector.system")
+
+	const routingKey = "e2e0panther0routing0key000000032"
+	keyFile := filepath.Join(t.TempDir(), "pagerduty-routing-key")
+	if err := os.WriteFile(keyFile, []byte(routingKey+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	pd := startFakePagerDuty(t, routingKey)
+	chat := startFakeChat(t)
+	am := startAlertmanager(t, pd, keyFile, chat)
+	// Not under test, and dropped at scrape time: other tests' filesystems
+	// on this shared machine (every Btrfs; mounts under /tmp), and the
+	// series that follow this machine's load (CPU, PSI, disk busy time),
+	// which the other engineers' builds saturate.
+	const quiet = `      - source_labels: [__name__, mountpoint]
+        regex: 'panther_filesystem_.*;/tmp/.*'
+        action: drop
+      - source_labels: [__name__]
+        regex: 'panther_(cpu_seconds_total|pressure_waiting_seconds_total|disk_io_time_seconds_total)'
+        action: drop
+`
+	const job = "pantheros-fleet" // not "panther": the rules must not care
+	targets := []alertTarget{{noPodman.Addr, "server"}, {workstation.Addr, "workstation"}, {server.Addr, "server"}}
+	prom := startAlertPrometheus(t, job, targets, scaledRules(t, t.TempDir()), am, "no-btrfs-here", quiet)
+
+	for _, q := range []string{
+		fmt.Sprintf(`count(up{job=%q} == 1) == 3`, job),
+		fmt.Sprintf(`panther_scrape_collector_success{instance=%q, collector="podman"} == 1`, noPodman.Addr),
+		fmt.Sprintf(`panther_scrape_collector_success{instance=%q, collector="boot"} == 1`, noPodman.Addr),
+		fmt.Sprintf(`up{instance=%q, role="workstation"} == 1`, workstation.Addr),
+	} {
+		prom.WaitForSeries(t, 60*time.Second, q)
+	}
+	if v, err := prom.Query(fmt.Sprintf(`panther_podman_up{instance=%q}`, noPodman.Addr)); err != nil || len(v) != 0 {
+		t.Errorf("host without Podman: panther_podman_up = %v (%v), want no series", v, err)
+	}
+	prom.WaitRulesEvaluated(t, 30*time.Second, time.Now())
+
+	// Both other hosts go away now. For longer than the longest scaled
+	// `for:`, nothing but the server's ExporterDown may exist anywhere.
+	watch := longestFor(t) + 30*time.Second
+	t.Logf("watching for %s (longest scaled for: %s)", watch, longestFor(t))
+	workstation.Kill()
+	server.Kill()
+	start := time.Now()
+	var mu sync.Mutex
+	var violations []string
+	violate := func(format string, args ...any) {
+		mu.Lock()
+		defer mu.Unlock()
+		if len(violations) < 20 {
+			violations = append(violations, fmt.Sprintf("after %s: ", time.Since(start).Round(time.Second))+fmt.Sprintf(format, args...))
+		}
+	}
+	allowed := func(alertname, instance string) bool {
+		return alertname == "ExporterDown" && instance == server.Addr
+	}
+	done := make(chan struct{})
+	watched := make(chan struct{})
+	go func() {
+		defer close(watched)
+		tick := time.NewTicker(time.Second) // a sampling interval, not a wait for a condition
+		defer tick.Stop()
+		for {
+			alerts, err := prom.Alerts()
+			if err != nil {
+				violate("Prometheus alerts: %v", err)
+			}
+			for _, a := range alerts {
+				l, _ := a["labels"].(map[string]any)
+				name, _ := l["alertname"].(string)
+				inst, _ := l["instance"].(string)
+				if !allowed(name, inst) {
+					violate("Prometheus has %s %v", a["state"], l)
+				}
+			}
+			ams, err := am.Alerts()
+			if err != nil {
+				violate("Alertmanager alerts: %v", err)
+			}
+			for _, a := range ams {
+				if !allowed(a.Labels["alertname"], a.Labels["instance"]) {
+					violate("Alertmanager has %v", a.Labels)
+				}
+			}
+			for _, ev := range pd.Events() {
+				if ev.Payload != nil && ev.Payload.Source != server.Addr {
+					violate("PagerDuty got %s %q from %s", ev.EventAction, ev.Payload.Summary, ev.Payload.Source)
+				}
+			}
+			if titles := chat.Titles(); len(titles) != 0 {
+				violate("the chat got %q", titles)
+			}
+			select {
+			case <-done:
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+
+	// The server pages, comes back, and the page resolves.
+	exp := alertExpect{alert: "ExporterDown", instance: server.Addr, critical: true,
+		summary: func() string { return "panther-exporter on " + server.Addr + " is down" }}
+	exp.awaitFiring(t, prom, am, pd, chat, 2*time.Minute)
+	server.Start(t)
+	exp.awaitResolved(t, am, pd, 7*time.Minute)
+
+	if rest := watch - time.Since(start); rest > 0 {
+		t.Logf("server page resolved; watching %s more", rest.Round(time.Second))
+		time.Sleep(rest) // the rest of the window the watcher samples
+	}
+	close(done)
+	<-watched
+	for _, v := range violations {
+		t.Error(v)
+	}
+	// The workstation that went away reached nobody: no page, no chat
+	// message, no alert of it in Alertmanager (checked throughout above).
+	for _, ev := range pd.Events() {
+		if ev.Payload != nil && ev.Payload.Source == workstation.Addr {
+			t.Errorf("the workstation that went away paged: %q", ev.Payload.Summary)
+		}
+	}
+	t.Logf("%s without Podman: no alert for %s; workstation gone: nothing; server gone: paged and resolved (%s)",
+		noPodman.Addr, time.Since(start).Round(time.Second), pd.summary())
+}
