@@ -5,7 +5,9 @@
 #
 # Pages go to a local stand-in for PagerDuty that prints each event, unless
 # PAGERDUTY_ROUTING_KEY_FILE names a file with a real routing key (then they
-# go to PagerDuty's Events API v2, as in production).
+# go to PagerDuty's Events API v2, as in production); the warnings notifier's
+# chat messages go to the same stand-in, unless CHAT_WEBHOOK_URL_FILE names a
+# file with a real webhook URL. ROLE (server) is the exporter's role label.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -33,10 +35,15 @@ trap cleanup EXIT INT TERM
 # without a real key, the PagerDuty URL change.
 am_cfg="$DIR/alertmanager.yml"
 if [ -n "${PAGERDUTY_ROUTING_KEY_FILE:-}" ]; then
-  sed "s#routing_key_file: .*#routing_key_file: ${PAGERDUTY_ROUTING_KEY_FILE}#" rules/alertmanager/alertmanager.yml > "$am_cfg"
+  sed -e "s#routing_key_file: .*#routing_key_file: ${PAGERDUTY_ROUTING_KEY_FILE}#" \
+    -e "s#api_url_file: .*#api_url_file: ${CHAT_WEBHOOK_URL_FILE:-/run/secrets/alertmanager/chat-webhook-url}#" \
+    rules/alertmanager/alertmanager.yml > "$am_cfg"
 else
   printf 'stackstackstackstackstackstack00\n' > "$DIR/routing-key"
+  # The warnings notifier's chat webhook goes to the same stand-in.
+  printf 'http://%s/chat\n' "$PD_ADDR" > "$DIR/chat-webhook-url"
   sed -e "s#routing_key_file: .*#routing_key_file: $DIR/routing-key\n        url: http://$PD_ADDR/v2/enqueue#" \
+    -e "s#api_url_file: .*#api_url_file: $DIR/chat-webhook-url#" \
     rules/alertmanager/alertmanager.yml > "$am_cfg"
   python3 - "$PD_ADDR" > "$DIR/pagerduty.log" 2>&1 <<'PY' &
 import http.server, json, sys
@@ -44,6 +51,10 @@ host, port = sys.argv[1].rsplit(':', 1)
 class H(http.server.BaseHTTPRequestHandler):
     def do_POST(self):
         ev = json.loads(self.rfile.read(int(self.headers['Content-Length'])))
+        if self.path == '/chat':
+            for a in ev.get('attachments', []):
+                print(f"chat     {a.get('title', '')}", flush=True)
+            self.send_response(200); self.end_headers(); self.wfile.write(b'ok'); return
         p = ev.get('payload', {})
         print(f"{ev.get('event_action'):8} {p.get('severity', ''):8} {p.get('source', '')}: {p.get('summary', '')}", flush=True)
         body = json.dumps({"status": "success", "message": "Event processed", "dedup_key": ev.get('dedup_key')}).encode()
@@ -69,6 +80,7 @@ scrape_configs:
   - job_name: panther
     static_configs:
       - targets: ['$EXPORTER_ADDR']
+        labels: {instance: '$(hostname)', role: '${ROLE:-server}'}
 YML
 promtool check config "$DIR/prometheus.yml" >/dev/null
 
@@ -93,7 +105,7 @@ stack: running (logs in $DIR; Ctrl-C stops it)
   Alertmanager      http://$AM_ADDR/
 TXT
 if [ -z "${PAGERDUTY_ROUTING_KEY_FILE:-}" ]; then
-  echo "  PagerDuty stand-in on http://$PD_ADDR/v2/enqueue; pages it receives:"
+  echo "  PagerDuty and chat stand-in on http://$PD_ADDR/v2/enqueue and /chat; what it receives:"
   tail -f "$DIR/pagerduty.log" &
   pids+=($!)
 fi
