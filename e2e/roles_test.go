@@ -123,6 +123,7 @@ func TestAlertRolesEndToEnd(t *testing.T) {
 	start := time.Now()
 	var mu sync.Mutex
 	var violations []string
+	pending := map[string]int{} // alert -> seconds seen pending
 	violate := func(format string, args ...any) {
 		mu.Lock()
 		defer mu.Unlock()
@@ -148,8 +149,17 @@ func TestAlertRolesEndToEnd(t *testing.T) {
 				l, _ := a["labels"].(map[string]any)
 				name, _ := l["alertname"].(string)
 				inst, _ := l["instance"].(string)
-				if !allowed(name, inst) {
-					violate("Prometheus has %s %v", a["state"], l)
+				switch {
+				case allowed(name, inst):
+				case a["state"] == "firing":
+					violate("Prometheus fires %v", l)
+				default:
+					// A condition true for less than its `for:` (a scrape
+					// slower than the 1s interval on this loaded machine
+					// makes up 0 once) is what `for:` is there to absorb.
+					mu.Lock()
+					pending[fmt.Sprint(l)]++
+					mu.Unlock()
 				}
 			}
 			ams, err := am.Alerts()
@@ -192,6 +202,9 @@ func TestAlertRolesEndToEnd(t *testing.T) {
 	<-watched
 	for _, v := range violations {
 		t.Error(v)
+	}
+	for a, n := range pending {
+		t.Logf("pending (never firing) for %ds: %s", n, a)
 	}
 	// The workstation that went away reached nobody: no page, no chat
 	// message, no alert of it in Alertmanager (checked throughout above).

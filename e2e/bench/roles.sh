@@ -24,6 +24,8 @@
 #   DURATION [660] seconds measured, after WARMUP [90] seconds
 #   CONTAINERS [5] SNAPSHOTS [50]
 #   OUT [/tmp/panther-roles.md] where the table is copied
+#   EXPORTER_BIN [bin/panther-exporter, built here] another build to measure
+#     with the same flags (e.g. an older commit's, for a before/after)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 . e2e/bench/lib.sh
@@ -47,6 +49,7 @@ cleanup() {
 trap cleanup EXIT
 
 build_bench
+EXPORTER_BIN=${EXPORTER_BIN:-bin/panther-exporter}
 setup_dbus
 setup_podman
 containers_to "$CONTAINERS"
@@ -83,7 +86,7 @@ for role in server workstation; do
   mapfile -t args < <(role_argv $role)
   printf '%s\n' "${args[@]}" >"$DIR/argv-$role"
   log "$role: ${args[*]}"
-  nice bin/panther-exporter --web.listen-address=127.0.0.1:${PORT[$role]} --log.level=warn "${args[@]}" \
+  nice "$EXPORTER_BIN" --web.listen-address=127.0.0.1:${PORT[$role]} --log.level=warn "${args[@]}" \
     >"$DIR/exporter-$role.log" 2>&1 &
   EPID[$role]=$!
   PIDS+=($!)
@@ -142,7 +145,7 @@ print(f"| {role} | {scrapes} | {upmin} | {flushes} | {cpu_h:.1f} | {wake:.0f} | 
 EOF
   done
   echo
-  echo "Measured over ${DURATION}s after ${WARMUP}s of warm-up, both at once under nice, $(nproc) CPUs, $(date -u +%F)."
+  echo "Measured over ${DURATION}s after ${WARMUP}s of warm-up, both at once under nice, $(nproc) CPUs, $(date -u +%F), $EXPORTER_BIN ($("$EXPORTER_BIN" --version 2>&1 | head -1))."
   echo "up: the lowest up of the window (1: no failed scrape). Flags per role:"
   for role in server workstation; do echo "- $role: \`$(tr '\n' ' ' <"$DIR/argv-$role" | sed "s|$DIR|\$DIR|g; s| $||")\`"; done
 } | tee "$OUT"
