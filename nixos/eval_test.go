@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"reflect"
@@ -336,10 +337,10 @@ func TestNodeExporterCompatOption(t *testing.T) {
 		}
 		return false
 	}
-	if e := evalModules(t, `{ enable = true; }`, `{ enable = true; hosts = [ "a:9567" ]; }`, false); has(e) {
+	if e := evalModules(t, `{ enable = true; }`, `{ enable = true; hosts.a = { address = "a:9567"; role = "server"; }; }`, false); has(e) {
 		t.Errorf("%s loaded by default: %v", compat, e.Prometheus.RuleFiles)
 	}
-	e := evalModules(t, `{ enable = true; }`, `{ enable = true; hosts = [ "a:9567" ]; nodeExporterCompat = true; }`, false)
+	e := evalModules(t, `{ enable = true; }`, `{ enable = true; hosts.a = { address = "a:9567"; role = "server"; }; nodeExporterCompat = true; }`, false)
 	if !has(e) {
 		t.Errorf("nodeExporterCompat = true: %s not among %v", compat, e.Prometheus.RuleFiles)
 	}

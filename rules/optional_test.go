@@ -39,6 +39,7 @@ func TestOptionalRulesLint(t *testing.T) {
 	var p problems
 	checkMetricsExist(all, &p)
 	checkFunctionsAndRanges(all, &p)
+	checkHostLabels(all, &p)
 	for _, msg := range p {
 		if strings.Contains(msg, "prometheus/optional/") {
 			t.Error(msg)
