@@ -118,7 +118,8 @@ func TestNodeExporterCompatRules(t *testing.T) {
 	prom := startPrometheus(t, PromConfig{
 		Targets:     []string{ours.Addr},
 		RuleFiles:   []string{rules},
-		ExtraScrape: fmt.Sprintf("  - job_name: node\n    static_configs:\n      - targets: [%q]\n", nodeAddr),
+		// Both targets carry the host's role, as startPrometheus gives ours.
+		ExtraScrape: fmt.Sprintf("  - job_name: node\n    static_configs:\n      - targets: [%q]\n        labels: {role: server}\n", nodeAddr),
 	})
 	prom.WaitForSeries(t, 60*time.Second, `node_textfile_scrape_error{job="panther"}`)
 	prom.WaitForSeries(t, 60*time.Second, `node_time_seconds{job="node"}`)
