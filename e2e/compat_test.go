@@ -116,8 +116,8 @@ func TestNodeExporterCompatRules(t *testing.T) {
 		t.Fatal(err)
 	}
 	prom := startPrometheus(t, PromConfig{
-		Targets:     []string{ours.Addr},
-		RuleFiles:   []string{rules},
+		Targets:   []string{ours.Addr},
+		RuleFiles: []string{rules},
 		// Both targets carry the host's role, as startPrometheus gives ours.
 		ExtraScrape: fmt.Sprintf("  - job_name: node\n    static_configs:\n      - targets: [%q]\n        labels: {role: server}\n", nodeAddr),
 	})

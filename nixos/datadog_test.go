@@ -107,8 +107,9 @@ func TestDatadogAgentEval(t *testing.T) {
 	if !contains(e.Argv, "--datadog.address=127.0.0.1:8125") {
 		t.Errorf("explicit datadog.address lost: %q", e.Argv)
 	}
-	if got := e.Datadog.Agent["tags"]; !reflect.DeepEqual(got, []any{"instance:nas.lan"}) {
-		t.Errorf("tags without a role %v", got)
+	// The role defaults to server (services.panther-exporter.role).
+	if got := e.Datadog.Agent["tags"]; !reflect.DeepEqual(got, []any{"role:server", "instance:nas.lan"}) {
+		t.Errorf("host tags %v, want the default role and the hostname", got)
 	}
 
 	// Logs on: the journald integration, the journal's group, a state directory.

@@ -376,7 +376,7 @@ func TestApplyTwice(t *testing.T) {
 	}
 	if !strings.Contains(out, fmt.Sprintf("~ update monitor alert:ExporterDown (id %d)", edited)) ||
 		!strings.Contains(out, `name: "renamed by hand" -> "[pantherOS] ExporterDown`) ||
-		!strings.Contains(out, `query: "sum(last_5m):sum:panther.datadog.flushes{*} by {host}.as_count() < 5" -> "sum(last_5m):sum:panther.datadog.flushes{*} by {host}.as_count() < 1"`) {
+		!strings.Contains(out, `query: "sum(last_5m):sum:panther.datadog.flushes{*} by {host}.as_count() < 5" -> "sum(last_5m):sum:panther.datadog.flushes{role:server} by {host}.as_count() < 1"`) {
 		t.Errorf("plan does not show the edited monitor's update with its changes:\n%s", out)
 	}
 	if !strings.Contains(out, "~ update dashboard panther-dashboard:host (id old-hos-t00)") ||
