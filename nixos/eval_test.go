@@ -15,8 +15,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/pantheros/monitoring/internal/testenv"
 )
 
 type evaluated struct {

@@ -430,12 +430,12 @@ func TestNoPodmanIsNotPodmanDown(t *testing.T) {
 	}
 	p.Start()
 	t.Cleanup(p.Stop)
-	r := gather(t, p)
-	if r.err != nil {
-		t.Errorf("no Podman on the host: Update error %v, want none", r.err)
+	r := collectortest.Collect(t, p)
+	if r.Err != nil {
+		t.Errorf("no Podman on the host: Update error %v, want none", r.Err)
 	}
-	if len(r.fams) != 0 {
-		t.Errorf("no Podman on the host: exported %d families, want none", len(r.fams))
+	if len(r.Families) != 0 {
+		t.Errorf("no Podman on the host: exported %v, want nothing", r.Names())
 	}
 	if n := p.Note(); !strings.Contains(n, "no Podman found") || !strings.Contains(n, sock) {
 		t.Errorf("note %q does not say that no Podman was found at %s", n, sock)
@@ -450,9 +450,9 @@ func TestNoPodmanIsNotPodmanDown(t *testing.T) {
 	go srv.Serve(l)
 	t.Cleanup(func() { srv.Close() })
 	waitFor(t, "default socket watched once it exists", func() bool {
-		r := gather(t, p)
-		up, ok := r.value("panther_podman_up", map[string]string{"socket": "root"})
-		return ok && up == 1 && r.err == nil
+		r := collectortest.Collect(t, p)
+		up, ok := r.Lookup("panther_podman_up", map[string]string{"socket": "root"})
+		return ok && up == 1 && r.Err == nil
 	})
 	if n := p.Note(); n != "" {
 		t.Errorf("note %q with Podman present", n)
@@ -461,8 +461,8 @@ func TestNoPodmanIsNotPodmanDown(t *testing.T) {
 	// The same socket named explicitly, missing: Podman down, as before.
 	q := newTest(t, time.Second, "root=unix://"+filepath.Join(dir, "missing.sock"))
 	waitFor(t, "configured missing socket is down", func() bool {
-		r := gather(t, q)
-		up, ok := r.value("panther_podman_up", map[string]string{"socket": "root"})
-		return ok && up == 0 && r.err != nil && strings.Contains(r.err.Error(), "socket root")
+		r := collectortest.Collect(t, q)
+		up, ok := r.Lookup("panther_podman_up", map[string]string{"socket": "root"})
+		return ok && up == 0 && r.Err != nil && strings.Contains(r.Err.Error(), "socket root")
 	})
 }
