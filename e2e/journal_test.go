@@ -11,6 +11,7 @@ package e2e
 
 import (
 	"fmt"
+	"os"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -169,10 +170,21 @@ func containsAny(s string, subs ...string) bool {
 	return false
 }
 
-// outage is how long VictoriaLogs stays down in TestJournalShipping: the
-// issue's 10 minutes scaled down for CI; the shipper's behaviour does not
-// depend on the length, only on having to resume from its cursor.
-const outage = 20 * time.Second
+// journalOutage is how long VictoriaLogs stays down in TestJournalShipping:
+// the 10 minutes scaled down to 20 s for CI (the shipper's behaviour
+// does not depend on the length, only on having to resume from its cursor);
+// PANTHER_JOURNAL_OUTAGE=10m runs the full outage.
+func journalOutage(t *testing.T) time.Duration {
+	s := os.Getenv("PANTHER_JOURNAL_OUTAGE")
+	if s == "" {
+		return 20 * time.Second
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d <= 0 {
+		t.Fatalf("PANTHER_JOURNAL_OUTAGE=%q: want a positive duration such as 10m", s)
+	}
+	return d
+}
 
 // TestJournalShipping: systemd-journal-upload ships real journal files
 // into VictoriaLogs with host, unit and role fields, found by LogsQL over
@@ -228,6 +240,7 @@ func TestJournalShipping(t *testing.T) {
 	v.Stop()
 	outFirst := 0
 	outLast := 0
+	outage := journalOutage(t)
 	deadline := time.Now().Add(outage)
 	tick := time.NewTicker(100 * time.Millisecond)
 	for time.Now().Before(deadline) {
