@@ -24,6 +24,8 @@ import (
 	"go.yaml.in/yaml/v2"
 
 	"github.com/pantheros/monitoring/exporter/collector"
+
+	"github.com/pantheros/monitoring/internal/testenv"
 )
 
 const (
@@ -204,19 +206,7 @@ func keptLabels(r rule, cat map[string]*collector.Metric) []string {
 
 func nodeExporterBin(t *testing.T) string {
 	t.Helper()
-	if p := os.Getenv("NODE_EXPORTER_BIN"); p != "" {
-		return p
-	}
-	for _, name := range []string{"prometheus-node-exporter", "node_exporter"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatal("node_exporter not found (Debian: prometheus-node-exporter; or set NODE_EXPORTER_BIN)")
-	}
-	t.Skip("node_exporter not found (Debian: prometheus-node-exporter; or set NODE_EXPORTER_BIN)")
-	return ""
+	return testenv.ToolOrEnv(t, "NODE_EXPORTER_BIN", "prometheus-node-exporter", "node_exporter")
 }
 
 // runNodeExporter starts node_exporter on a free port and returns one scrape.

@@ -8,13 +8,14 @@ package rules
 import (
 	"bytes"
 	"fmt"
-	"os"
 	"os/exec"
 	"strings"
 	"testing"
 
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/promql/parser"
+
+	"github.com/pantheros/monitoring/internal/testenv"
 )
 
 const alertmanagerExample = "alertmanager/alertmanager.yml"
@@ -70,14 +71,7 @@ func routeReceiver(t *testing.T, amtool, config string, lbls []string) string {
 
 func requireTool(t *testing.T, name string) string {
 	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("missing prerequisite (CI=true): %s not on PATH", name)
-		}
-		t.Skipf("missing prerequisite: %s not on PATH", name)
-	}
-	return p
+	return testenv.Tool(t, name)
 }
 
 func TestAlertPolicyByRole(t *testing.T) {

@@ -36,6 +36,22 @@ func Tool(t testing.TB, name string) string {
 	return p
 }
 
+// ToolOrEnv returns $env when it is set, else the first of names found on
+// PATH; without either it fails/skips.
+func ToolOrEnv(t testing.TB, env string, names ...string) string {
+	t.Helper()
+	if p := os.Getenv(env); p != "" {
+		return p
+	}
+	for _, name := range names {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	Require(t, false, "none of %v on PATH (or set %s)", names, env)
+	return ""
+}
+
 // Root fails/skips unless the test runs as root.
 func Root(t testing.TB) {
 	t.Helper()

@@ -12,20 +12,15 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/pantheros/monitoring/internal/testenv"
 )
 
 // needTool finds a tool of Debian's nix-bin; with CI=true its absence fails
 // the test instead of skipping it.
 func needTool(t *testing.T, name string) string {
 	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("%s not found (Debian package nix-bin, installed by .ci/install)", name)
-		}
-		t.Skipf("%s not found (Debian package nix-bin)", name)
-	}
-	return p
+	return testenv.Tool(t, name)
 }
 
 // nixOut runs a Nix tool on the store under root and returns its stdout;

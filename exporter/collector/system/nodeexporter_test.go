@@ -7,7 +7,6 @@ import (
 	"math"
 	"net"
 	"net/http"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"sort"
@@ -19,6 +18,8 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
+
+	"github.com/pantheros/monitoring/internal/testenv"
 )
 
 // nodeExporterBinary finds node_exporter: $NODE_EXPORTER_BIN, Debian's
@@ -26,19 +27,7 @@ import (
 // skips, except in CI (CI=true), where .ci/install puts Debian's there.
 func nodeExporterBinary(t *testing.T) string {
 	t.Helper()
-	if p := os.Getenv("NODE_EXPORTER_BIN"); p != "" {
-		return p
-	}
-	for _, name := range []string{"prometheus-node-exporter", "node_exporter"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatal("node_exporter not found (Debian: prometheus-node-exporter; or set NODE_EXPORTER_BIN)")
-	}
-	t.Skip("node_exporter not found (Debian: prometheus-node-exporter; or set NODE_EXPORTER_BIN)")
-	return ""
+	return testenv.ToolOrEnv(t, "NODE_EXPORTER_BIN", "prometheus-node-exporter", "node_exporter")
 }
 
 // scrapeNodeExporter runs node_exporter on the fixture with the collectors
