@@ -26,6 +26,7 @@ buildGoModule {
       ../go.mod
       ../go.sum
       ../exporter
+      ../internal/testenv # the collectors' tests skip-or-fail through it
       ../docs/metrics.md
     ];
   };
