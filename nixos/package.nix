@@ -27,6 +27,7 @@ buildGoModule {
       ../go.sum
       ../exporter
       ../internal/testenv # the collectors' tests skip-or-fail through it
+      ../internal/nodeexporter # the system collector's comparison with node_exporter
       ../docs/metrics.md
     ];
   };

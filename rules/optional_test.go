@@ -6,26 +6,16 @@ package rules
 // its labels, and that a promtool test queries it.
 
 import (
-	"bytes"
-	"context"
-	"net"
-	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
-	dto "github.com/prometheus/client_model/go"
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/promql/parser"
 	"go.yaml.in/yaml/v2"
 
 	"github.com/pantheros/monitoring/exporter/collector"
-
-	"github.com/pantheros/monitoring/internal/testenv"
+	"github.com/pantheros/monitoring/internal/nodeexporter"
 )
 
 const (
@@ -119,7 +109,6 @@ func TestOptionalRulesHavePromtoolTests(t *testing.T) {
 // mount and a textfile) and must export every recorded name, with every
 // label the rule leaves on it (job, instance and role come from the target).
 func TestCompatSeriesAreNodeExporters(t *testing.T) {
-	bin := nodeExporterBin(t)
 	fixture, err := filepath.Abs("../exporter/collector/system/testdata/parity")
 	if err != nil {
 		t.Fatal(err)
@@ -136,7 +125,7 @@ func TestCompatSeriesAreNodeExporters(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(textfiles, "backup.prom"), []byte("backup_ok 1\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	mfs := runNodeExporter(t, bin,
+	mfs := nodeexporter.Scrape(t,
 		"--path.procfs="+proc, "--path.sysfs="+filepath.Join(fixture, "sys"), "--path.rootfs="+t.TempDir(),
 		"--collector.disable-defaults", "--collector.cpu", "--collector.cpu.guest", "--collector.stat",
 		"--collector.meminfo", "--collector.loadavg", "--collector.diskstats", "--collector.pressure",
@@ -202,48 +191,4 @@ func keptLabels(r rule, cat map[string]*collector.Metric) []string {
 		}
 	}
 	return kept
-}
-
-func nodeExporterBin(t *testing.T) string {
-	t.Helper()
-	return testenv.ToolOrEnv(t, "NODE_EXPORTER_BIN", "prometheus-node-exporter", "node_exporter")
-}
-
-// runNodeExporter starts node_exporter on a free port and returns one scrape.
-func runNodeExporter(t *testing.T, bin string, args ...string) map[string]*dto.MetricFamily {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	ctx, cancel := context.WithCancel(context.Background())
-	cmd := exec.CommandContext(ctx, bin, append([]string{"--web.listen-address=" + addr}, args...)...)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cancel(); cmd.Wait() })
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		resp, err := http.Get("http://" + addr + "/metrics")
-		if err == nil {
-			defer resp.Body.Close()
-			if resp.StatusCode != http.StatusOK {
-				t.Fatalf("node_exporter: %s\n%s", resp.Status, stderr.String())
-			}
-			p := expfmt.NewTextParser(model.UTF8Validation)
-			mfs, err := p.TextToMetricFamilies(resp.Body)
-			if err != nil {
-				t.Fatalf("node_exporter output: %v", err)
-			}
-			return mfs
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("node_exporter did not answer on %s: %v\n%s", addr, err, stderr.String())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 }

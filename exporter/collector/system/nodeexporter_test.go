@@ -1,81 +1,28 @@
 package system
 
 import (
-	"bytes"
-	"context"
 	"fmt"
 	"math"
-	"net"
-	"net/http"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	dto "github.com/prometheus/client_model/go"
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
 
-	"github.com/pantheros/monitoring/internal/testenv"
+	"github.com/pantheros/monitoring/internal/nodeexporter"
 )
-
-// nodeExporterBinary finds node_exporter: $NODE_EXPORTER_BIN, Debian's
-// prometheus-node-exporter, or node_exporter on PATH. Without one the test
-// skips, except in CI (CI=true), where .ci/install puts Debian's there.
-func nodeExporterBinary(t *testing.T) string {
-	t.Helper()
-	return testenv.ToolOrEnv(t, "NODE_EXPORTER_BIN", "prometheus-node-exporter", "node_exporter")
-}
 
 // scrapeNodeExporter runs node_exporter on the fixture with the collectors
 // that overlap the system collector and returns one scrape.
-func scrapeNodeExporter(t *testing.T, bin, proc, sys string) map[string]*dto.MetricFamily {
+func scrapeNodeExporter(t *testing.T, proc, sys string) map[string]*dto.MetricFamily {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	ctx, cancel := context.WithCancel(context.Background())
-	cmd := exec.CommandContext(ctx, bin,
-		"--web.listen-address="+addr, "--path.procfs="+proc, "--path.sysfs="+sys,
+	return nodeexporter.Scrape(t, "--path.procfs="+proc, "--path.sysfs="+sys,
 		"--collector.disable-defaults", "--collector.cpu", "--collector.cpu.guest", "--collector.stat",
 		"--collector.meminfo", "--collector.loadavg", "--collector.diskstats", "--collector.pressure",
 		// netlink asks the running kernel and ignores --path.procfs.
 		"--collector.netdev", "--no-collector.netdev.netlink")
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cancel(); cmd.Wait() })
-
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		resp, err := http.Get("http://" + addr + "/metrics")
-		if err == nil {
-			body := new(bytes.Buffer)
-			body.ReadFrom(resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode != http.StatusOK {
-				t.Fatalf("node_exporter: %s\n%s", resp.Status, stderr.String())
-			}
-			p := expfmt.NewTextParser(model.UTF8Validation)
-			mfs, err := p.TextToMetricFamilies(body)
-			if err != nil {
-				t.Fatalf("node_exporter output: %v", err)
-			}
-			return mfs
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("node_exporter did not answer on %s: %v\n%s", addr, err, stderr.String())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 }
 
 func nodeValue(m *dto.Metric) float64 {
@@ -118,12 +65,11 @@ func digits(v float64) string { return strconv.FormatFloat(v, 'g', -1, 64) }
 // which is compared in ticks (USER_HZ, the resolution of /proc/stat), since
 // a float sum of 0.01 steps is not exact.
 func TestSameFiguresAsNodeExporter(t *testing.T) {
-	bin := nodeExporterBinary(t)
 	proc, err := filepath.Abs(parityProc)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ne := scrapeNodeExporter(t, bin, proc, filepath.Join(filepath.Dir(proc), "sys"))
+	ne := scrapeNodeExporter(t, proc, filepath.Join(filepath.Dir(proc), "sys"))
 	got := parityCollect(t, parityProc)
 
 	compared := 0
@@ -260,7 +206,7 @@ func TestSameFiguresAsNodeExporter(t *testing.T) {
 	if _, ok := nodeSeries(ne, "node_disk_read_bytes_total", "device")["mmcblk0p1"]; !ok {
 		t.Error("node_exporter did not report mmcblk0p1: the documented difference no longer holds")
 	}
-	t.Logf("%d figures compared with %s", compared, bin)
+	t.Logf("%d figures compared with node_exporter", compared)
 	if compared < 80 {
 		t.Errorf("only %d figures compared", compared)
 	}
