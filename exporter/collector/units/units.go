@@ -25,6 +25,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/alecthomas/kingpin/v2"
 	"github.com/prometheus/client_golang/prometheus"
@@ -101,6 +102,13 @@ type Units struct {
 	mu          sync.Mutex
 	notV2       bool // last run found no cgroup v2 hierarchy (logged once)
 	lastOmitted int
+
+	// open holds the open files of the units reported last, by cgroup
+	// directory: at most maxOpen units, so at most maxOpen*filesPerUnit
+	// (11) descriptors; 300 units (the default cap) keep 3,300 open.
+	open    map[string]*unitFiles
+	maxOpen int
+	now     func() time.Time // when to look for absent files again; tests set it
 }
 
 // New builds the collector; it fails only on bad flags.
@@ -124,7 +132,27 @@ func New(cfg collector.Config, o Options) (*Units, error) {
 	if u.max < 1 {
 		return nil, fmt.Errorf("--collector.units.max-units: %d, want at least 1", o.MaxUnits)
 	}
+	u.open, u.maxOpen, u.now = map[string]*unitFiles{}, u.max, time.Now
+	// Keep files open within half of the descriptor limit, leaving the rest
+	// to connections and the other collectors; units beyond it are read
+	// with open, read and close on every scrape.
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err == nil {
+		if n := int(min(lim.Cur/2, 1<<20)) / filesPerUnit; n < u.maxOpen {
+			u.maxOpen = n
+			logger.Info("the open file limit is too low to keep every unit's cgroup files open; the others are reopened on every scrape",
+				"limit", lim.Cur, "kept_open_units", n, "max_units", u.max, "files_per_unit", filesPerUnit)
+		}
+	}
 	return u, nil
+}
+
+// closeAll closes every unit's open files.
+func (u *Units) closeAll() {
+	for dir, f := range u.open {
+		f.close()
+		delete(u.open, dir)
+	}
 }
 
 // unit is one cgroup to read.
@@ -150,6 +178,7 @@ type stats struct {
 	hasPSI                       [3]bool
 	gone                         bool // the cgroup vanished while read (the unit stopped)
 	err                          error
+	samples                      []prometheus.Metric
 }
 
 var resources = [3]string{"cpu", "memory", "io"}
@@ -167,10 +196,11 @@ func (u *Units) Update(ctx context.Context, ch chan<- prometheus.Metric) error {
 		return errors.Join(append(errs, err)...)
 	}
 	if list == nil {
+		u.closeAll()
 		return errors.Join(errs...)
 	}
-	all := u.read(ctx, list)
-	drop := 0
+	all, sets := u.read(ctx, list)
+	var keep []bool // nil: every unit
 	if len(all) > u.max {
 		// Keep the units using the most memory: those are the ones asked about.
 		order := make([]int, len(all))
@@ -187,19 +217,32 @@ func (u *Units) Update(ctx context.Context, ch chan<- prometheus.Metric) error {
 			}
 			return strings.Compare(list[a].name, list[b].name)
 		})
-		keep := make([]bool, len(all))
+		keep = make([]bool, len(all))
 		for _, i := range order[:u.max] {
 			keep[i] = true
 		}
-		var kl []unit
+	}
+	// Keep the files of the units reported open for the next scrape; close
+	// those of units gone or left out.
+	for i, un := range list {
+		if f := sets[i]; f != nil && (keep == nil || keep[i]) {
+			u.open[un.dir] = f
+			continue
+		} else if f != nil {
+			f.close()
+		}
+		delete(u.open, un.dir)
+	}
+	drop := 0
+	if keep != nil {
 		var ks []stats
 		for i := range all {
 			if keep[i] {
-				kl, ks = append(kl, list[i]), append(ks, all[i])
+				ks = append(ks, all[i])
 			}
 		}
 		drop = len(all) - u.max
-		list, all = kl, ks
+		all = ks
 	}
 	if drop != u.lastOmitted && drop > 0 {
 		u.logger.Warn("more units than --collector.units.max-units; those using the least memory are left out",
@@ -207,55 +250,61 @@ func (u *Units) Update(ctx context.Context, ch chan<- prometheus.Metric) error {
 	}
 	u.lastOmitted = drop
 	ch <- omitted.Const(float64(drop))
-	for i, s := range all {
+	for _, s := range all {
 		if s.err != nil {
 			errs = append(errs, s.err)
 		}
-		send(ch, list[i].name, &s)
+		for _, m := range s.samples {
+			ch <- m
+		}
 	}
 	return errors.Join(errs...)
 }
 
-// send emits what was read of one unit (also after an error in one of its
-// files: what could be read is kept).
-func send(ch chan<- prometheus.Metric, n string, s *stats) {
+// unitSamples builds the samples of one unit from what was read (also after an
+// error in one of its files: what could be read is kept). The readers build
+// them, in parallel: at 300 units this is a few thousand samples.
+func unitSamples(n string, s *stats) []prometheus.Metric {
 	if s.gone {
-		return
+		return nil
 	}
+	ms := make([]prometheus.Metric, 0, 16)
+	add := func(m prometheus.Metric) { ms = append(ms, m) }
 	if s.hasMemory {
-		ch <- memory.Const(float64(s.memory), n)
+		add(memory.Const(float64(s.memory), n))
 	}
 	if s.hasPeak {
-		ch <- memoryPeak.Const(float64(s.peak), n)
+		add(memoryPeak.Const(float64(s.peak), n))
 	}
 	if s.hasLimit {
-		ch <- memoryLimit.Const(float64(s.limit), n)
+		add(memoryLimit.Const(float64(s.limit), n))
 	}
 	if s.hasSwap {
-		ch <- swap.Const(float64(s.swap), n)
+		add(swap.Const(float64(s.swap), n))
 	}
 	if s.cpuUsec != noValue {
-		ch <- cpuSeconds.Const(float64(s.cpuUsec)/1e6, n)
+		add(cpuSeconds.Const(float64(s.cpuUsec)/1e6, n))
 	}
 	if s.hasIO {
-		ch <- ioRead.Const(float64(s.io.rbytes), n)
-		ch <- ioWritten.Const(float64(s.io.wbytes), n)
+		add(ioRead.Const(float64(s.io.rbytes), n))
+		add(ioWritten.Const(float64(s.io.wbytes), n))
 	}
 	if s.hasTasks {
-		ch <- tasks.Const(float64(s.tasks), n)
+		add(tasks.Const(float64(s.tasks), n))
 	}
 	if s.oomKills != noValue {
-		ch <- oomKills.Const(float64(s.oomKills), n)
+		add(oomKills.Const(float64(s.oomKills), n))
 	}
 	for r, res := range resources {
 		if !s.hasPSI[r] {
 			continue
 		}
-		ch <- pressureSome.Const(float64(s.psi[r].some)/1e6, n, res)
+		add(pressureSome.Const(float64(s.psi[r].some)/1e6, n, res))
 		if s.psi[r].hasFull {
-			ch <- pressureFull.Const(float64(s.psi[r].full)/1e6, n, res)
+			add(pressureFull.Const(float64(s.psi[r].full)/1e6, n, res))
 		}
 	}
+	return ms
 }
 
 // noValue marks a counter that was not read.
@@ -390,18 +439,57 @@ func readControllers(p string) (controllers, error) {
 	return c, nil
 }
 
-// read reads every unit, spread over a few goroutines: the files are small
-// and the cost is the system calls.
-func (u *Units) read(ctx context.Context, list []unit) []stats {
-	out := make([]stats, len(list))
-	workers := min(runtime.GOMAXPROCS(0), 4, len(list))
-	if workers <= 1 {
-		buf := make([]byte, 4096)
-		for i := range list {
-			out[i] = readUnit(list[i], &buf)
-		}
-		return out
+// read reads every unit on up to GOMAXPROCS goroutines (at most 4): the
+// files are small and the cost is the system calls, which run on every
+// core. Units keep their files open between scrapes (unitFiles) while there
+// is room under u.maxOpen units; the others are opened, read and closed.
+// It returns what each unit gave and its open files (nil: none kept),
+// for Update to keep or close.
+func (u *Units) read(ctx context.Context, list []unit) ([]stats, []*unitFiles) {
+	now := u.now()
+	// Close the files of units no longer listed first, to make room.
+	listed := make(map[string]bool, len(list))
+	for _, un := range list {
+		listed[un.dir] = true
 	}
+	for dir, f := range u.open {
+		if !listed[dir] {
+			f.close()
+			delete(u.open, dir)
+		}
+	}
+	sets := make([]*unitFiles, len(list))
+	persist := make([]bool, len(list))
+	room := u.maxOpen - len(u.open)
+	for i, un := range list {
+		f := u.open[un.dir]
+		if f != nil && f.ctl != un.controllers { // its parent enabled or disabled a controller
+			f.close()
+			delete(u.open, un.dir)
+			f, room = nil, room+1
+		}
+		switch {
+		case f != nil:
+			sets[i], persist[i] = f, true
+		case room > 0:
+			persist[i], room = true, room-1
+		}
+	}
+
+	out := make([]stats, len(list))
+	one := func(i int, buf *[]byte) {
+		if ctx.Err() != nil {
+			out[i] = stats{err: fmt.Errorf("%s: %w", list[i].dir, ctx.Err()), cpuUsec: noValue, oomKills: noValue}
+			return
+		}
+		out[i], sets[i] = readOne(list[i], sets[i], buf, now)
+		out[i].samples = unitSamples(list[i].name, &out[i])
+		if !persist[i] && sets[i] != nil {
+			sets[i].close()
+			sets[i] = nil
+		}
+	}
+	workers := min(runtime.GOMAXPROCS(0), 4, len(list))
 	var wg sync.WaitGroup
 	for w := range workers {
 		wg.Add(1)
@@ -409,166 +497,122 @@ func (u *Units) read(ctx context.Context, list []unit) []stats {
 			defer wg.Done()
 			buf := make([]byte, 4096)
 			for i := w; i < len(list); i += workers {
-				if ctx.Err() != nil {
-					out[i] = stats{err: fmt.Errorf("%s: %w", list[i].dir, ctx.Err()), cpuUsec: noValue, oomKills: noValue}
-					continue
-				}
-				out[i] = readUnit(list[i], &buf)
+				one(i, &buf)
 			}
 		}()
 	}
 	wg.Wait()
-	return out
+	return out, sets
+}
+
+// readOne reads one unit through its open files f, opening them when f is
+// nil. It returns the files to keep (nil when the unit is gone).
+func readOne(un unit, f *unitFiles, buf *[]byte, now time.Time) (stats, *unitFiles) {
+	gone := stats{gone: true, cpuUsec: noValue, oomKills: noValue}
+	for attempt := 0; attempt < 2; attempt++ {
+		if f == nil {
+			var vanished bool
+			if f, vanished = openUnit(un.dir, un.controllers, now); vanished {
+				return gone, nil
+			}
+		} else if now.After(f.retry) {
+			f.openAbsent(now)
+		}
+		s, stale := readUnit(f, buf)
+		if !stale {
+			return s, f
+		}
+		// The cgroup was removed under the open files: the unit stopped,
+		// or was restarted into a new cgroup of the same name. Reopen once.
+		f.close()
+		f = nil
+	}
+	return gone, nil
+}
+
+// required tells the files a unit with their controller must have; the
+// others may be absent: memory.peak before kernel 5.19,
+// memory.swap.current without swap accounting, *.pressure without PSI.
+var required = [filesPerUnit]bool{
+	fCPUStat: true, fMemCurrent: true, fMemMax: true, fMemEvents: true, fIOStat: true, fPids: true,
 }
 
 // readUnit reads the files of one unit. A file of an enabled controller
 // that is missing, truncated or garbled is an error naming it; the unit's
-// other files are still read. Optional files (memory.peak before 5.19,
-// memory.swap.current without swap accounting, *.pressure without PSI) may
-// be absent.
-func readUnit(un unit, buf *[]byte) stats {
-	s := stats{cpuUsec: noValue, oomKills: noValue}
+// other files are still read. stale is true when the cgroup was removed
+// under the open files.
+func readUnit(f *unitFiles, buf *[]byte) (s stats, stale bool) {
+	s = stats{cpuUsec: noValue, oomKills: noValue}
 	var errs []error
-	file := func(f string, required bool) []byte {
-		p := filepath.Join(un.dir, f)
-		b, err := readFile(p, buf)
-		if err == nil {
+	file := func(i int) []byte {
+		if stale || !f.ctl.has(i) {
+			return nil
+		}
+		b, st, err := f.read(i, buf)
+		switch {
+		case err == nil:
 			return b
+		case st:
+			stale = true
+		case f.fd[i] < 0 && !required[i] &&
+			(errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENODEV) || errors.Is(err, syscall.EOPNOTSUPP)):
+		default:
+			errs = append(errs, fmt.Errorf("%s: %w", filepath.Join(f.dir, fileNames[i]), err))
 		}
-		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENODEV) || errors.Is(err, syscall.EOPNOTSUPP) {
-			if _, derr := os.Stat(un.dir); errors.Is(derr, fs.ErrNotExist) {
-				s.gone = true
-				return nil
-			}
-			if !required {
-				return nil
-			}
-		}
-		errs = append(errs, fmt.Errorf("%s: %w", p, err))
 		return nil
 	}
-	bad := func(f string, err error) {
-		errs = append(errs, fmt.Errorf("%s: %w", filepath.Join(un.dir, f), err))
+	bad := func(i int, err error) {
+		errs = append(errs, fmt.Errorf("%s: %w", filepath.Join(f.dir, fileNames[i]), err))
 	}
-	if b := file("cpu.stat", true); b != nil {
+	value := func(i int, dst *uint64, has *bool) {
+		if b := file(i); b != nil {
+			v, ok, err := parseValue(b)
+			if err != nil {
+				bad(i, err)
+			} else {
+				*dst, *has = v, ok
+			}
+		}
+	}
+	if b := file(fCPUStat); b != nil {
 		if err := parseKeyed(b, []string{"usage_usec"}, func(_ int, v uint64) { s.cpuUsec = v }); err != nil {
-			bad("cpu.stat", err)
+			bad(fCPUStat, err)
 			s.cpuUsec = noValue
 		}
 	}
-	if un.controllers.memory && !s.gone {
-		if b := file("memory.current", true); b != nil {
-			v, _, err := parseValue(b)
-			if err != nil {
-				bad("memory.current", err)
-			} else {
-				s.memory, s.hasMemory = v, true
-			}
-		}
-		if b := file("memory.peak", false); b != nil {
-			v, _, err := parseValue(b)
-			if err != nil {
-				bad("memory.peak", err)
-			} else {
-				s.peak, s.hasPeak = v, true
-			}
-		}
-		if b := file("memory.max", true); b != nil {
-			v, ok, err := parseValue(b)
-			if err != nil {
-				bad("memory.max", err)
-			} else {
-				s.limit, s.hasLimit = v, ok
-			}
-		}
-		if b := file("memory.swap.current", false); b != nil {
-			v, _, err := parseValue(b)
-			if err != nil {
-				bad("memory.swap.current", err)
-			} else {
-				s.swap, s.hasSwap = v, true
-			}
-		}
-		if b := file("memory.events", true); b != nil {
-			if err := parseKeyed(b, []string{"oom_kill"}, func(_ int, v uint64) { s.oomKills = v }); err != nil {
-				bad("memory.events", err)
-				s.oomKills = noValue
-			}
+	value(fMemCurrent, &s.memory, &s.hasMemory)
+	value(fMemPeak, &s.peak, &s.hasPeak)
+	value(fMemMax, &s.limit, &s.hasLimit) // "max": no limit, no series
+	value(fSwap, &s.swap, &s.hasSwap)
+	if b := file(fMemEvents); b != nil {
+		if err := parseKeyed(b, []string{"oom_kill"}, func(_ int, v uint64) { s.oomKills = v }); err != nil {
+			bad(fMemEvents, err)
+			s.oomKills = noValue
 		}
 	}
-	if un.controllers.io && !s.gone {
-		if b := file("io.stat", true); b != nil { // empty: no I/O yet
-			st, err := parseIOStat(b)
-			if err != nil {
-				bad("io.stat", err)
-			} else {
-				s.io, s.hasIO = st, true
-			}
+	if b := file(fIOStat); b != nil { // empty: no I/O yet
+		st, err := parseIOStat(b)
+		if err != nil {
+			bad(fIOStat, err)
+		} else {
+			s.io, s.hasIO = st, true
 		}
 	}
-	if un.controllers.pids && !s.gone {
-		if b := file("pids.current", true); b != nil {
-			v, _, err := parseValue(b)
-			if err != nil {
-				bad("pids.current", err)
-			} else {
-				s.tasks, s.hasTasks = v, true
-			}
-		}
-	}
-	for r, res := range resources {
-		if s.gone {
-			break
-		}
-		f := res + ".pressure"
-		if b := file(f, false); b != nil {
+	value(fPids, &s.tasks, &s.hasTasks)
+	for r := range resources {
+		i := fCPUPressure + r
+		if b := file(i); b != nil {
 			p, err := parsePressure(b)
 			if err != nil {
-				bad(f, err)
+				bad(i, err)
 			} else {
 				s.psi[r], s.hasPSI[r] = p, true
 			}
 		}
 	}
-	if s.gone {
-		return stats{gone: true, cpuUsec: noValue, oomKills: noValue}
+	if stale {
+		return stats{gone: true, cpuUsec: noValue, oomKills: noValue}, true
 	}
 	s.err = errors.Join(errs...)
-	return s
-}
-
-// readFile reads a small file into *buf (grown when needed) with plain
-// system calls: open, read, close, and nothing else. The result aliases
-// *buf. A file read as empty returns a non-nil empty slice.
-func readFile(p string, buf *[]byte) ([]byte, error) {
-	fd, err := syscall.Open(p, syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
-	if err != nil {
-		return nil, &fs.PathError{Op: "open", Path: p, Err: err}
-	}
-	defer syscall.Close(fd)
-	b := *buf
-	n := 0
-	for {
-		if n == len(b) {
-			b = append(b, make([]byte, len(b))...)
-			*buf = b
-		}
-		m, err := syscall.Read(fd, b[n:])
-		if err == syscall.EINTR {
-			continue
-		}
-		if err != nil {
-			return nil, &fs.PathError{Op: "read", Path: p, Err: err}
-		}
-		if m == 0 {
-			return b[:n:n], nil
-		}
-		n += m
-		// A read that left more than half of a page-sized buffer free was
-		// the whole file: sysfs and cgroup files are generated in one go
-		// and no line is that long. This saves the read that returns 0.
-		if free := len(b) - n; free >= 2048 && m < free {
-			return b[:n:n], nil
-		}
-	}
+	return s, false
 }

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
@@ -301,8 +302,8 @@ func TestVanishedAndNoVmstat(t *testing.T) {
 		}
 	}
 	must(os.RemoveAll(nginx.dir))
-	if s := readUnit(nginx, new(make([]byte, 16))); !s.gone || s.err != nil {
-		t.Errorf("vanished unit: gone %v err %v", s.gone, s.err)
+	if s, f := readOne(nginx, nil, new(make([]byte, 16)), time.Now()); !s.gone || s.err != nil || f != nil {
+		t.Errorf("vanished unit: gone %v err %v files %v", s.gone, s.err, f)
 	}
 	got, err := samples(t, u)
 	if err == nil || !strings.Contains(err.Error(), filepath.Join(root, "proc/vmstat")) || strings.Contains(err.Error(), "nginx") {
