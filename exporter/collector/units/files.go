@@ -94,7 +94,7 @@ func (f *unitFiles) openAbsent(now time.Time) (missing bool) {
 		fd, err := syscall.Open(p, syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
 		if err != nil {
 			f.err[i] = &fs.PathError{Op: "open", Path: p, Err: err}
-			missing = missing || err == syscall.ENOENT || err == syscall.ENODEV
+			missing = missing || removed(err)
 			continue
 		}
 		f.fd[i], f.err[i] = fd, nil
@@ -103,31 +103,47 @@ func (f *unitFiles) openAbsent(now time.Time) (missing bool) {
 	return missing
 }
 
-// read reads file i whole into *buf (grown when needed) with one pread at
-// offset 0 when it fits. The result aliases *buf; an empty file gives a
-// non-nil empty slice. stale is true when the cgroup was removed under the
-// open file (ENODEV from kernfs, ENOENT for good measure).
+// read reads file i whole into *buf; see preadWhole. stale is true when
+// the cgroup was removed under the open file.
 func (f *unitFiles) read(i int, buf *[]byte) (b []byte, stale bool, err error) {
 	if f.fd[i] < 0 {
 		return nil, false, f.err[i]
 	}
+	b, err = preadWhole(f.fd[i], buf)
+	if err != nil {
+		return nil, removed(err), &fs.PathError{Op: "read", Path: filepath.Join(f.dir, fileNames[i]), Err: err}
+	}
+	return b, false, nil
+}
+
+// preadWhole reads an open file whole from offset 0 into *buf, in one
+// pread when it fits; otherwise *buf grows and the file is read again from
+// 0, so the result is one generation of it. The result aliases *buf; an
+// empty file gives a non-nil empty slice.
+func preadWhole(fd int, buf *[]byte) ([]byte, error) {
+	if len(*buf) == 0 {
+		*buf = make([]byte, 4096)
+	}
 	for {
 		b := *buf
-		n, err := syscall.Pread(f.fd[i], b, 0)
+		n, err := syscall.Pread(fd, b, 0)
 		if err == syscall.EINTR {
 			continue
 		}
 		if err != nil {
-			p := filepath.Join(f.dir, fileNames[i])
-			return nil, err == syscall.ENODEV || err == syscall.ENOENT, &fs.PathError{Op: "read", Path: p, Err: err}
+			return nil, err
 		}
 		if n < len(b) {
-			return b[:n:n], false, nil
+			return b[:n:n], nil
 		}
-		// Filled the buffer: grow it and read the whole file again from
-		// offset 0, so the content is one generation of it.
 		*buf = make([]byte, 2*len(b))
 	}
+}
+
+// removed tells whether a read failed because the cgroup was removed: kernfs
+// answers ENODEV for a file of a removed directory (ENOENT for good measure).
+func removed(err error) bool {
+	return errors.Is(err, syscall.ENODEV) || errors.Is(err, syscall.ENOENT)
 }
 
 // close closes every open file; it may be called more than once.

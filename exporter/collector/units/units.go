@@ -106,9 +106,10 @@ type Units struct {
 	// open holds the open files of the units reported last, by cgroup
 	// directory: at most maxOpen units, so at most maxOpen*filesPerUnit
 	// (11) descriptors; 300 units (the default cap) keep 3,300 open.
-	open    map[string]*unitFiles
-	maxOpen int
-	now     func() time.Time // when to look for absent files again; tests set it
+	open     map[string]*unitFiles
+	maxOpen  int
+	reported map[string]bool  // cgroup directories of the units reported last
+	now      func() time.Time // when to look for absent files again; tests set it
 }
 
 // New builds the collector; it fails only on bad flags.
@@ -132,7 +133,7 @@ func New(cfg collector.Config, o Options) (*Units, error) {
 	if u.max < 1 {
 		return nil, fmt.Errorf("--collector.units.max-units: %d, want at least 1", o.MaxUnits)
 	}
-	u.open, u.maxOpen, u.now = map[string]*unitFiles{}, u.max, time.Now
+	u.open, u.reported, u.maxOpen, u.now = map[string]*unitFiles{}, map[string]bool{}, u.max, time.Now
 	// Keep files open within half of the descriptor limit, leaving the rest
 	// to connections and the other collectors; units beyond it are read
 	// with open, read and close on every scrape.
@@ -224,7 +225,11 @@ func (u *Units) Update(ctx context.Context, ch chan<- prometheus.Metric) error {
 	}
 	// Keep the files of the units reported open for the next scrape; close
 	// those of units gone or left out.
+	clear(u.reported)
 	for i, un := range list {
+		if keep == nil || keep[i] {
+			u.reported[un.dir] = true
+		}
 		if f := sets[i]; f != nil && (keep == nil || keep[i]) {
 			u.open[un.dir] = f
 			continue
@@ -460,19 +465,24 @@ func (u *Units) read(ctx context.Context, list []unit) ([]stats, []*unitFiles) {
 	}
 	sets := make([]*unitFiles, len(list))
 	persist := make([]bool, len(list))
-	room := u.maxOpen - len(u.open)
 	for i, un := range list {
 		f := u.open[un.dir]
 		if f != nil && f.ctl != un.controllers { // its parent enabled or disabled a controller
 			f.close()
 			delete(u.open, un.dir)
-			f, room = nil, room+1
+			f = nil
 		}
-		switch {
-		case f != nil:
-			sets[i], persist[i] = f, true
-		case room > 0:
-			persist[i], room = true, room-1
+		sets[i], persist[i] = f, f != nil
+	}
+	// The room left goes first to units reported last time (with more
+	// units than max-units, those left out would only be closed again),
+	// then in list order.
+	room := u.maxOpen - len(u.open)
+	for pass := range 2 {
+		for i, un := range list {
+			if room > 0 && !persist[i] && (pass == 1 || u.reported[un.dir]) {
+				persist[i], room = true, room-1
+			}
 		}
 	}
 
