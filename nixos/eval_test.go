@@ -92,7 +92,7 @@ func TestModuleEval(t *testing.T) {
 		podman.sockets = { system = "unix:///nonexistent/podman.sock"; other = "unix:///nonexistent/other.sock"; };
 		podman.rootless = true;
 		textfileDirectory = %q;
-		units = { include = "^nix-"; exclude = "^nix-gc"; maxUnits = 50; };
+		units = { include = "^nix-"; exclude = "^nix-gc"; maxUnits = 1000; };
 		nixGc.stateFile = "/var/lib/panther-test/gc";
 		datadog = { address = "127.0.0.1:9"; interval = "1h"; tags = [ "env:test" "site:ci" ]; include = "^panther_"; exclude = "^panther_cpu_"; };
 		extraFlags = [ "--log.level=debug" ];
@@ -108,7 +108,7 @@ func TestModuleEval(t *testing.T) {
 		"--collector.podman.list-interval=15s", "--collector.podman.stats-interval=15s",
 		"--collector.btrfs.subvolume-interval=1m", "--collector.boot.unit-refresh-interval=30s",
 		"--collector.textfile.directory=" + textfile,
-		"--collector.units.include=^nix-", "--collector.units.exclude=^nix-gc", "--collector.units.max-units=50",
+		"--collector.units.include=^nix-", "--collector.units.exclude=^nix-gc", "--collector.units.max-units=1000",
 		"--collector.nix.gc-state-file=/var/lib/panther-test/gc",
 		"--collector.journal", "--collector.journal.journalctl=/nix/store/ssssssssssssssssssssssssssssssss-systemd/bin/journalctl",
 		"--collector.journal.state-file=/var/lib/panther-exporter/journal.state",
@@ -172,6 +172,11 @@ func TestModuleEval(t *testing.T) {
 	if e.ServiceConfig["DynamicUser"] != true || e.ServiceConfig["ProtectSystem"] != "strict" {
 		t.Errorf("serviceConfig lacks the hardening: %v", e.ServiceConfig)
 	}
+	// The units collector keeps up to 11 files open per unit in half the
+	// limit: 1000 units need 22000.
+	if n := e.ServiceConfig["LimitNOFILE"]; n != float64(22000) {
+		t.Errorf("LimitNOFILE = %v with units.maxUnits = 1000, want 22000", n)
+	}
 	if !reflect.DeepEqual(e.Firewall, []int{port}) {
 		t.Errorf("firewall ports %v, want [%d]", e.Firewall, port)
 	}
@@ -223,6 +228,9 @@ func TestModuleEval(t *testing.T) {
 	}
 	if g := e.ServiceConfig["SupplementaryGroups"]; !reflect.DeepEqual(g, []any{}) {
 		t.Errorf("SupplementaryGroups = %v without podman", g)
+	}
+	if n := e.ServiceConfig["LimitNOFILE"]; n != float64(8192) {
+		t.Errorf("LimitNOFILE = %v with the default 300 units, want 8192", n)
 	}
 	if len(e.Failed) != 1 || !strings.Contains(e.Failed[0], "routingKeyFile") || !strings.Contains(e.Failed[0], "in the Nix store") {
 		t.Errorf("a routing key file in the Nix store: failed assertions %q", e.Failed)
