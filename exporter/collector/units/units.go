@@ -24,6 +24,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -499,14 +500,16 @@ func (u *Units) read(ctx context.Context, list []unit) ([]stats, []*unitFiles) {
 			sets[i] = nil
 		}
 	}
-	workers := min(runtime.GOMAXPROCS(0), 4, len(list))
+	// Each reader takes the next unit not taken yet: on a loaded machine
+	// one whose thread is descheduled holds up only the unit it reads.
+	var next atomic.Int64
 	var wg sync.WaitGroup
-	for w := range workers {
+	for range min(runtime.GOMAXPROCS(0), 4, len(list)) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			buf := make([]byte, 4096)
-			for i := w; i < len(list); i += workers {
+			for i := int(next.Add(1) - 1); i < len(list); i = int(next.Add(1) - 1) {
 				one(i, &buf)
 			}
 		}()
