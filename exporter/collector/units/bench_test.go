@@ -155,3 +155,48 @@ func BenchmarkGetppid(b *testing.B) {
 		syscall.Getppid()
 	}
 }
+
+// BenchmarkFloorPreadOne is one pread at offset 0 of a file kept open: a
+// regular file of the fixture (what the benchmarks above read) against real
+// cgroup v2 files, which the kernel generates on each read (needs root to
+// make a cgroup; on a hybrid host only cpu.stat and *.pressure exist).
+func BenchmarkFloorPreadOne(b *testing.B) {
+	bench := func(b *testing.B, p string) {
+		fd, err := syscall.Open(p, syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
+		if err != nil {
+			b.Skip(err)
+		}
+		defer syscall.Close(fd)
+		buf := make([]byte, 4096)
+		for b.Loop() {
+			if _, err := syscall.Pread(fd, buf, 0); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	b.Run("fixture-cpu.stat", func(b *testing.B) {
+		bench(b, filepath.Join(fixture, "sys/fs/cgroup/system.slice/nix-daemon.service/cpu.stat"))
+	})
+	if os.Geteuid() != 0 {
+		b.Skip("making a cgroup needs root")
+	}
+	mount := ""
+	for _, p := range []string{"/sys/fs/cgroup", "/sys/fs/cgroup/unified"} {
+		var st syscall.Statfs_t
+		if syscall.Statfs(p, &st) == nil && st.Type == 0x63677270 {
+			mount = p
+			break
+		}
+	}
+	if mount == "" {
+		b.Skip("no cgroup v2 hierarchy")
+	}
+	dir, err := os.MkdirTemp(mount, "panther-units-bench-")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer syscall.Rmdir(dir)
+	for _, f := range []string{"cpu.stat", "cpu.pressure", "memory.current", "io.stat", "pids.current"} {
+		b.Run("cgroup-"+f, func(b *testing.B) { bench(b, filepath.Join(dir, f)) })
+	}
+}
