@@ -49,7 +49,7 @@ func BenchmarkBtrfsCollector(b *testing.B) {
 		}
 		fs.Sync()
 		b.Run(fmt.Sprintf("snapshots=%d", n), func(b *testing.B) {
-			c, err := btrfs.New(cfg, btrfs.Options{SubvolumeInterval: time.Minute})
+			c, err := btrfs.New(cfg, btrfs.Options{SubvolumeInterval: time.Minute, Subvolumes: true, ScrubStatus: true})
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -67,7 +67,7 @@ func TestNoInputOnPageMetricsOrLog(t *testing.T) {
 	cfg := collector.Config{Logger: logger, ProcPath: proc, SysPath: sys, RootPath: root}
 	sysC, err := system.New(cfg, system.Options{})
 	must(t, err)
-	btrfsC, err := btrfs.New(cfg, btrfs.Options{SubvolumeInterval: time.Hour})
+	btrfsC, err := btrfs.New(cfg, btrfs.Options{SubvolumeInterval: time.Hour, Subvolumes: true, ScrubStatus: true})
 	must(t, err)
 	nixC, err := nix.New(cfg, nix.Options{})
 	must(t, err)

@@ -36,10 +36,10 @@ import (
 
 	"github.com/alecthomas/kingpin/v2"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/procfs"
 	"golang.org/x/sys/unix"
 
 	"github.com/pantheros/monitoring/exporter/collector"
+	"github.com/pantheros/monitoring/exporter/collector/hostmounts"
 	"github.com/pantheros/monitoring/exporter/collector/inputerr"
 )
 
@@ -53,6 +53,14 @@ type Options struct {
 	// QuotaInclude is a regexp of subvolume paths whose quota figures are
 	// exported besides the top-level subvolumes ("" for none).
 	QuotaInclude string
+	// Subvolumes turns the subvolume walk (BTRFS_IOC_TREE_SEARCH, which
+	// needs CAP_SYS_ADMIN) on. Off, the background job only looks up the
+	// mount and its devices (names and sizes, no privilege needed), and no
+	// subvolume, snapshot, quota or scan series is sent.
+	Subvolumes bool
+	// ScrubStatus turns reading btrfs-progs' scrub status files on; they
+	// are 0600 root, so the service needs CAP_DAC_READ_SEARCH for them.
+	ScrubStatus bool
 }
 
 var flags Options
@@ -64,6 +72,12 @@ func init() {
 	kingpin.Flag("collector.btrfs.quota-subvolumes-include",
 		"Regexp of subvolume paths whose quota figures are exported, besides the subvolumes in the top level's root directory that are not read-only snapshots.").
 		Default("").StringVar(&flags.QuotaInclude)
+	kingpin.Flag("collector.btrfs.subvolumes",
+		"Walk the subvolumes and snapshots (needs CAP_SYS_ADMIN); --no-collector.btrfs.subvolumes never tries.").
+		Default("true").BoolVar(&flags.Subvolumes)
+	kingpin.Flag("collector.btrfs.scrub-status",
+		"Read btrfs-progs' scrub status files /var/lib/btrfs/scrub.status.<uuid> (0600 root: needs CAP_DAC_READ_SEARCH).").
+		Default("true").BoolVar(&flags.ScrubStatus)
 	collector.Register(name, true, func(cfg collector.Config) (collector.Collector, error) {
 		return New(cfg, flags)
 	})
@@ -228,10 +242,14 @@ func (b *Btrfs) updateFS(ctx context.Context, dir string, ch chan<- prometheus.M
 	sendAllocation(ch, s, w.fsSizes)
 	sendDeviceErrors(ch, s, devNames)
 	sendCommits(ch, s)
-	if err := b.scrub(u, ch); err != nil {
-		errs = append(errs, err)
+	if b.opts.ScrubStatus {
+		if err := b.scrub(u, ch); err != nil {
+			errs = append(errs, err)
+		}
 	}
-	sendWalk(ch, u, w)
+	if b.opts.Subvolumes {
+		sendWalk(ch, u, w)
+	}
 	if w.sum != nil && s.HasQuota {
 		errs = append(errs, sendQuotas(ch, dir, u, w.sum)...)
 	}
@@ -423,6 +441,10 @@ func (b *Btrfs) scrub(u string, ch chan<- prometheus.Metric) error {
 	return nil
 }
 
+// newTreeSearcher starts a walk of the filesystem open at fd (a test
+// counts the walks).
+var newTreeSearcher = func(fd int) *treeSearcher { return &treeSearcher{fd: fd} }
+
 // readFSFunc reads one filesystem's sysfs directory (a test replaces it to
 // unmount a filesystem half-way).
 var readFSFunc = readFS
@@ -524,7 +546,9 @@ func (b *Btrfs) walk(st *scanState, uuid string, devIDs, devNames []string) {
 	}
 	if msg != st.logged {
 		st.logged = msg
-		if errors.Is(err, errNoScan) {
+		if !b.opts.Subvolumes {
+			b.logger.Debug("btrfs mount lookup", "uuid", uuid, "err", err)
+		} else if errors.Is(err, errNoScan) {
 			b.logger.Warn("btrfs subvolume and snapshot metrics unavailable", "uuid", uuid, "err", err)
 		} else if err == nil {
 			b.logger.Info("btrfs subvolume walk works again", "uuid", uuid)
@@ -560,7 +584,10 @@ func (b *Btrfs) scanFS(uuid string, devIDs, devNames []string) (sum *summary, na
 		st.fsSizes = sizes
 	}
 	b.mu.Unlock()
-	t := &treeSearcher{fd: fd}
+	if !b.opts.Subvolumes {
+		return nil, names, mnt, nil // the mount and its devices only
+	}
+	t := newTreeSearcher(fd)
 	subs, err := t.subvolumes()
 	if errors.Is(err, unix.EPERM) || errors.Is(err, unix.EACCES) {
 		return nil, names, mnt, fmt.Errorf("%w: %s: %v (needs CAP_SYS_ADMIN)", errNoScan, mnt, err)
@@ -576,20 +603,14 @@ func (b *Btrfs) scanFS(uuid string, devIDs, devNames []string) (sum *summary, na
 }
 
 // findMount returns a mount point (under --path.rootfs) of the btrfs whose
-// member devices are devNames, from the mount table of PID 1.
+// member devices are devNames, from the mount table of PID 1 (or the
+// service's own where PID 1 is hidden, see hostmounts).
 func (b *Btrfs) findMount(uuid string, devNames []string) (string, error) {
-	pfs, err := procfs.NewFS(b.cfg.ProcPath)
+	tab, err := hostmounts.Read(b.cfg.ProcPath)
 	if err != nil {
-		return "", fmt.Errorf("%w: %w", errNoScan, inputerr.Wrap("", err))
+		return "", fmt.Errorf("%w: %w", errNoScan, inputerr.Wrap(tab.Path, err))
 	}
-	p, err := pfs.Proc(1)
-	if err != nil {
-		return "", fmt.Errorf("%w: %w", errNoScan, inputerr.Wrap("", err))
-	}
-	mounts, err := p.MountInfo()
-	if err != nil {
-		return "", fmt.Errorf("%w: %w", errNoScan, inputerr.Wrap(b.cfg.Proc("1", "mountinfo"), err))
-	}
+	mounts := tab.Mounts
 	want := map[string]bool{}
 	for _, n := range devNames {
 		want[n] = true

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"encoding/binary"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -32,7 +33,7 @@ func newFixture(t *testing.T, sys, root string) *Btrfs {
 		ProcPath: filepath.Join(t.TempDir(), "proc"), // no mount table: subvolumes unavailable
 		SysPath:  sys,
 		RootPath: root,
-	}, Options{SubvolumeInterval: time.Minute})
+	}, Options{SubvolumeInterval: time.Minute, Subvolumes: true, ScrubStatus: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -445,5 +446,67 @@ func TestSummarizeShapes(t *testing.T) {
 	// others are read-only snapshots).
 	if len(sum.Paths) != 1 || sum.Paths[256] != "root" {
 		t.Errorf("quota paths %v", sum.Paths)
+	}
+}
+
+// TestSwitchedOff: --no-collector.btrfs.subvolumes never searches the
+// tree, says nothing about it (the sandbox without CAP_SYS_ADMIN would
+// refuse it) and sends no walk series; --no-collector.btrfs.scrub-status
+// leaves the root-only status file alone. Allocation and device errors
+// stay.
+func TestSwitchedOff(t *testing.T) {
+	searched := 0
+	orig := newTreeSearcher
+	newTreeSearcher = func(fd int) *treeSearcher { searched++; return orig(fd) }
+	t.Cleanup(func() { newTreeSearcher = orig })
+
+	var logs strings.Builder
+	b, err := New(collector.Config{
+		Logger:   slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo})),
+		ProcPath: filepath.Join(t.TempDir(), "proc"),
+		SysPath:  "testdata/sys",
+		RootPath: "testdata/root",
+	}, Options{SubvolumeInterval: 0})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 3; i++ {
+		got := collectortest.Collect(t, b)
+		if got.Err != nil {
+			t.Fatal(got.Err)
+		}
+		for _, m := range []string{"panther_btrfs_subvolume_scan_success", "panther_btrfs_subvolume_scan_timestamp_seconds",
+			"panther_btrfs_subvolumes", "panther_btrfs_scrub_running", "panther_btrfs_scrub_errors"} {
+			if got.Has(m) {
+				t.Errorf("%s exported with subvolumes and scrub status off", m)
+			}
+		}
+		for _, m := range []string{"panther_btrfs_info", "panther_btrfs_device_errors_total", "panther_btrfs_unallocated_bytes"} {
+			if !got.Has(m) {
+				t.Errorf("%s missing with subvolumes and scrub status off", m)
+			}
+		}
+	}
+	if searched != 0 {
+		t.Errorf("the subvolume tree was searched %d times", searched)
+	}
+	if logs.Len() != 0 {
+		t.Errorf("logged with subvolumes off:\n%s", logs.String())
+	}
+
+	// The same fixture with both on: the walk's failure (no mount table
+	// here) is logged and scan_success says 0, and the scrub is read.
+	logs.Reset()
+	b.opts.Subvolumes, b.opts.ScrubStatus = true, true
+	b.scans = map[string]*scanState{}
+	got := collectortest.Collect(t, b)
+	if v := got.Value(t, "panther_btrfs_subvolume_scan_success", map[string]string{"uuid": fixUUID}); v != 0 {
+		t.Errorf("scan_success %v without a mount table", v)
+	}
+	if !got.Has("panther_btrfs_scrub_errors") {
+		t.Error("no scrub errors with scrub status on")
+	}
+	if !strings.Contains(logs.String(), "subvolume and snapshot metrics unavailable") {
+		t.Errorf("the failed walk is not logged with subvolumes on:\n%s", logs.String())
 	}
 }

@@ -9,10 +9,10 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/procfs"
 	"golang.org/x/sys/unix"
 
 	"github.com/pantheros/monitoring/exporter/collector"
+	"github.com/pantheros/monitoring/exporter/collector/hostmounts"
 	"github.com/pantheros/monitoring/exporter/collector/inputerr"
 )
 
@@ -24,7 +24,7 @@ var (
 	fsFree           = collector.Gauge("system", "filesystem_free_bytes", "Free bytes, the blocks reserved for root included: statfs f_bfree times f_bsize.", fsLabels...)
 	fsFiles          = collector.Gauge("system", "filesystem_files", "Inodes in the filesystem: statfs f_files (0 on btrfs, which makes inodes as it needs them).", fsLabels...)
 	fsFilesFree      = collector.Gauge("system", "filesystem_files_free", "Free inodes: statfs f_ffree (0 on btrfs).", fsLabels...)
-	fsReadonly       = collector.Gauge("system", "filesystem_readonly", "1 when the mount is read-only (ro in the mount options of PID 1's mountinfo), else 0.", fsLabels...)
+	fsReadonly       = collector.Gauge("system", "filesystem_readonly", "1 when the mount is read-only (ro in the mount options of PID 1's mountinfo; where PID 1 is hidden from the service, ro in the superblock options of its own), else 0.", fsLabels...)
 	fsDeviceErr      = collector.Gauge("system", "filesystem_device_error", "1 when statfs on the mount point failed or did not answer within 2 seconds (or the scrape's deadline), its sizes then left out; else 0.", fsLabels...)
 	statfsWaitBudget = 2 * time.Second // a mount that hangs longer is marked failed
 )
@@ -39,10 +39,10 @@ type mount struct {
 // first mount of each filesystem: bind mounts and further mounts of one
 // btrfs (its subvolumes share st_dev) report the same figures, and counting
 // them twice would double every alert.
-func selectMounts(infos []*procfs.MountInfo, mounts, fstypes filter, all bool) []mount {
+func selectMounts(tab hostmounts.Table, mounts, fstypes filter, all bool) []mount {
 	seen := map[string]bool{}
 	var out []mount
-	for _, mi := range infos {
+	for _, mi := range tab.Mounts {
 		if !mounts.keep(mi.MountPoint) || !fstypes.keep(mi.FSType) {
 			continue
 		}
@@ -52,18 +52,17 @@ func selectMounts(infos []*procfs.MountInfo, mounts, fstypes filter, all bool) [
 			}
 			seen[mi.MajorMinorVer] = true
 		}
-		_, ro := mi.Options["ro"]
-		out = append(out, mount{device: mi.Source, mountpoint: mi.MountPoint, fstype: mi.FSType, readonly: ro})
+		out = append(out, mount{device: mi.Source, mountpoint: mi.MountPoint, fstype: mi.FSType, readonly: tab.ReadOnly(mi)})
 	}
 	return out
 }
 
 func (s *System) updateFilesystems(ctx context.Context, ch chan<- prometheus.Metric) error {
-	infos, err := s.procfs.GetProcMounts(1)
+	tab, err := hostmounts.Read(s.cfg.ProcPath)
 	if err != nil {
-		return inputerr.Wrap(s.cfg.Proc("1", "mountinfo"), err)
+		return inputerr.Wrap(tab.Path, err)
 	}
-	for _, m := range selectMounts(infos, s.mounts, s.fstypes, s.all) {
+	for _, m := range selectMounts(tab, s.mounts, s.fstypes, s.all) {
 		labels := []string{m.device, m.mountpoint, m.fstype}
 		ro := 0.0
 		if m.readonly {
