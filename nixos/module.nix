@@ -10,8 +10,10 @@
 #
 # The service is sandboxed like nixpkgs' Prometheus exporters
 # (nixos/modules/services/monitoring/prometheus/exporters.nix) plus a system
-# call filter; the settings live in ./sandbox.nix (capabilities and devices follow
-# btrfs.subvolumes and diskHealth.enable), shared with the plain
+# call filter; the settings live in ./sandbox.nix (capabilities, devices, the
+# user namespace, the clock and the address filter follow btrfs.subvolumes,
+# btrfs.scrubStatus, diskHealth.enable, podman.rootless, the timex collector
+# and ipAddressAllow), shared with the plain
 # unit ./panther-exporter.service, and each capability is explained there.
 # nixos/nixos_test.go checks that every flag written below exists in the
 # binary and that the plain unit carries the same hardening.
@@ -59,6 +61,7 @@ let
     builtins.elem name cfg.enabledCollectors
     || (byDefault && !cfg.disableDefaultCollectors && !(builtins.elem name cfg.disabledCollectors));
   btrfsSubvolumes = cfg.btrfs.subvolumes && collectorOn "btrfs" true;
+  btrfsScrub = cfg.btrfs.scrubStatus && collectorOn "btrfs" true;
 
   listen =
     if cfg.listenAddress == "" then ":${toString cfg.port}"
@@ -85,6 +88,8 @@ let
       ++ optional cfg.podman.rootless "--collector.podman.rootless"
       ++ [ "--collector.podman.list-interval=${cfg.intervals.podmanList}"
            "--collector.podman.stats-interval=${cfg.intervals.podmanStats}" ])
+    ++ optional (!cfg.btrfs.subvolumes) "--no-collector.btrfs.subvolumes"
+    ++ optional (!cfg.btrfs.scrubStatus) "--no-collector.btrfs.scrub-status"
     ++ [ "--collector.btrfs.subvolume-interval=${cfg.intervals.btrfsSubvolumes}"
          "--collector.boot.unit-refresh-interval=${cfg.intervals.bootUnitRefresh}" ]
     ++ optional (cfg.boot.dbusAddress != null) "--collector.boot.dbus-address=${cfg.boot.dbusAddress}"
@@ -118,8 +123,11 @@ let
 
   # The sandbox grants only what the options switch on (see sandbox.nix).
   hardening = import ./sandbox.nix {
-    inherit btrfsSubvolumes;
+    inherit btrfsSubvolumes btrfsScrub;
     diskHealth = cfg.diskHealth.enable;
+    podmanRootless = podmanEnabled && cfg.podman.rootless;
+    timex = collectorOn "timex" true;
+    inherit (cfg) ipAddressAllow;
   };
 
   # The binary's default --collector.nix.gc-state-file.
@@ -293,8 +301,36 @@ in
         Btrfs subvolume and snapshot metrics (panther_btrfs_subvolumes,
         panther_btrfs_snapshots, ...). They need CAP_SYS_ADMIN (the
         BTRFS_IOC_TREE_SEARCH ioctl); false leaves it out of the service,
-        and the btrfs collector exports everything else with
-        panther_btrfs_subvolume_scan_success 0.
+        and the btrfs collector never tries the walk
+        (--no-collector.btrfs.subvolumes) and exports everything else.
+      '';
+    };
+
+    btrfs.scrubStatus = mkOption {
+      type = types.bool;
+      default = true;
+      description = ''
+        Btrfs scrub results (panther_btrfs_scrub_*, and the alerts on
+        uncorrectable scrub errors and on scrubs overdue) from btrfs-progs'
+        /var/lib/btrfs/scrub.status.UUID, which it writes 0600 root: the
+        service needs CAP_DAC_READ_SEARCH for them. false leaves the
+        capability out, and with it the last one of a host without
+        subvolume metrics, disk health and rootless Podman, whose service
+        then runs in a user namespace of its own (see nixos/sandbox.nix and
+        README.md for the exposure of each combination).
+      '';
+    };
+
+    ipAddressAllow = mkOption {
+      type = types.nullOr (types.listOf types.str);
+      default = null;
+      example = [ "192.168.1.10" "fd00::10" ];
+      description = ''
+        null: no address filter. A list: IPAddressDeny=any and only these
+        IP prefixes, and localhost, may reach the service or be reached by
+        it: the Prometheus host(s) that scrape it and a DogStatsD host
+        (datadog.address) that is not local. Host names do not work here
+        (systemd filters on addresses).
       '';
     };
 
