@@ -27,10 +27,11 @@ import (
 func TestServiceCapabilities(t *testing.T) {
 	requireRoot(t)
 	setpriv := requireTool(t, "setpriv")
-	// The sandbox with Btrfs subvolume metrics on (the module's
-	// btrfs.subvolumes, its default): CAP_SYS_ADMIN and CAP_DAC_READ_SEARCH.
+	// The sandbox with Btrfs subvolume metrics and scrub status on (the
+	// module's btrfs.subvolumes and btrfs.scrubStatus, its defaults):
+	// CAP_SYS_ADMIN and CAP_DAC_READ_SEARCH.
 	out := []byte(runCmd(t, requireTool(t, "nix-instantiate"), "--eval", "--strict", "--json",
-		"--arg", "btrfsSubvolumes", "true", "../nixos/sandbox.nix"))
+		"--arg", "btrfsSubvolumes", "true", "--arg", "btrfsScrub", "true", "../nixos/sandbox.nix"))
 	var h struct{ AmbientCapabilities, CapabilityBoundingSet []string }
 	if err := json.Unmarshal(out, &h); err != nil {
 		t.Fatal(err)
@@ -118,6 +119,8 @@ func TestServiceCapabilities(t *testing.T) {
 
 type sandboxSettings struct {
 	AmbientCapabilities, SystemCallFilter, RestrictAddressFamilies []string
+	PrivateUsers                                                   bool
+	ProtectProc                                                    string
 }
 
 // hardeningNix evaluates ../nixos/hardening.nix, the least privileged sandbox.
@@ -127,10 +130,11 @@ func hardeningNix(t *testing.T) sandboxSettings {
 }
 
 // sandboxNixBtrfs evaluates ../nixos/sandbox.nix with Btrfs subvolume
-// metrics on (the module's btrfs.subvolumes, its default).
+// metrics and scrub status on (the module's btrfs.subvolumes and
+// btrfs.scrubStatus, its defaults).
 func sandboxNixBtrfs(t *testing.T) sandboxSettings {
 	t.Helper()
-	return evalNixSandbox(t, "--arg", "btrfsSubvolumes", "true", "../nixos/sandbox.nix")
+	return evalNixSandbox(t, "--arg", "btrfsSubvolumes", "true", "--arg", "btrfsScrub", "true", "../nixos/sandbox.nix")
 }
 
 func evalNixSandbox(t *testing.T, args ...string) (h sandboxSettings) {

@@ -14,15 +14,23 @@ import (
 	"time"
 )
 
-// sandboxRunner runs programs the way the unit runs the exporter: as an
-// unprivileged user with exactly hardening.nix's capabilities (setpriv
-// stands in for DynamicUser), then under a real seccomp filter made from
-// hardening.nix's SystemCallFilter (e2e/seccompexec, installed just before
-// execve as systemd does). Unlike the strace checks, the kernel enforces
-// the filter here: a call outside it fails with EPERM.
+// sandboxRunner runs programs the way the unit runs the exporter, in
+// systemd's order: in a mount namespace of their own whose /proc hides other
+// users' processes (ProtectProc=invisible: a procfs mounted by root with
+// hidepid=invisible), as an unprivileged user with the unit's groups and
+// exactly hardening.nix's capabilities (setpriv stands in for DynamicUser
+// and SupplementaryGroups), in a user namespace that maps only that user
+// (PrivateUsers=yes; systemd also maps root, which changes no access
+// check), then under a real seccomp filter made from hardening.nix's
+// SystemCallFilter (e2e/seccompexec, installed just before execve as
+// systemd does). Unlike the strace checks, the kernel enforces all of it:
+// a call outside the filter fails with EPERM.
 type sandboxRunner struct {
-	setpriv, seccompexec, table, allowFile string
-	caps                                   string
+	setpriv, unshare, seccompexec, table, allowFile string
+	caps                                            string
+	groups                                          string // setpriv's --groups, or "" for none
+	privateUsers                                    bool
+	protectProc                                     string
 }
 
 func newSandboxRunner(t *testing.T, filter []string) *sandboxRunner {
@@ -30,8 +38,20 @@ func newSandboxRunner(t *testing.T, filter []string) *sandboxRunner {
 	requireRoot(t)
 	h := hardeningNix(t)
 	goBin := requireTool(t, "go")
-	dir := t.TempDir()
-	r := &sandboxRunner{setpriv: requireTool(t, "setpriv"), seccompexec: filepath.Join(dir, "seccompexec")}
+	// Everything the unprivileged user runs or reads (the wrapper, the
+	// allowed calls, the syscall table) in a directory it may search: with
+	// no capability (hardening.nix) it cannot pass a 0700 t.TempDir() or
+	// /root/go.
+	dir, err := os.MkdirTemp("", "panther-sandbox-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	r := &sandboxRunner{setpriv: requireTool(t, "setpriv"), unshare: requireTool(t, "unshare"),
+		seccompexec: filepath.Join(dir, "seccompexec"), privateUsers: h.PrivateUsers, protectProc: h.ProtectProc}
 	build := exec.Command(goBin, "build", "-o", r.seccompexec, "./seccompexec")
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("go build ./seccompexec: %v\n%s", err, out)
@@ -40,7 +60,14 @@ func newSandboxRunner(t *testing.T, filter []string) *sandboxRunner {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r.table = filepath.Join(strings.TrimSpace(sysDir), "unix", "zsysnum_linux_amd64.go")
+	table, err := os.ReadFile(filepath.Join(strings.TrimSpace(sysDir), "unix", "zsysnum_linux_amd64.go"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.table = filepath.Join(dir, "zsysnum_linux_amd64.go")
+	if err := os.WriteFile(r.table, table, 0o644); err != nil {
+		t.Fatal(err)
+	}
 	if filter == nil {
 		filter = h.SystemCallFilter
 	}
@@ -65,9 +92,22 @@ func newSandboxRunner(t *testing.T, filter []string) *sandboxRunner {
 
 // argv returns the command line that runs prog under the sandbox.
 func (r *sandboxRunner) argv(prog string, args ...string) []string {
-	return append([]string{r.setpriv, "--reuid=65534", "--regid=65534", "--clear-groups",
-		"--inh-caps=" + r.caps, "--ambient-caps=" + r.caps, "--bounding-set=" + r.caps,
-		r.seccompexec, "-allow", r.allowFile, "-table", r.table, "--", prog}, args...)
+	var argv []string
+	if r.protectProc != "" && r.protectProc != "default" {
+		argv = append(argv, r.unshare, "--mount", "--propagation", "slave", "--", "sh", "-c",
+			`mount -t proc -o hidepid=`+r.protectProc+` proc /proc && exec "$@"`, "sh")
+	}
+	groups := "--clear-groups"
+	if r.groups != "" {
+		groups = "--groups=" + r.groups
+	}
+	argv = append(argv, r.setpriv, "--reuid=65534", "--regid=65534", groups,
+		"--inh-caps="+r.caps, "--ambient-caps="+r.caps, "--bounding-set="+r.caps)
+	if r.privateUsers {
+		argv = append(argv, r.unshare, "--user", "--map-user=65534", "--map-group=65534", "--")
+	}
+	argv = append(argv, r.seccompexec, "-allow", r.allowFile, "-table", r.table, "--", prog)
+	return append(argv, args...)
 }
 
 // startSandboxedExporter runs the exporter with the hardware collectors in
@@ -160,4 +200,114 @@ func TestSandboxRealFilter(t *testing.T) {
 			return nil
 		})
 	})
+}
+
+// TestSandboxMinimal runs the least privileged sandbox (hardening.nix: no
+// capability, PrivateUsers, ProtectProc=invisible, the clock allowance)
+// with the collectors it is meant for, on a real Btrfs that has a scrub
+// status file, and a textfile directory only a supplementary group may
+// read (as the Podman and journal groups are used): PID 1 is hidden, so
+// filesystems come from the service's own mount table; the group still
+// opens its files inside the user namespace; the Btrfs parts that need
+// privileges are off by flag and nothing asks the kernel for them.
+func TestSandboxMinimal(t *testing.T) {
+	r := newSandboxRunner(t, nil)
+	if !r.privateUsers || r.protectProc != "invisible" || r.caps != "-all" {
+		t.Fatalf("hardening.nix is no longer the sandbox under test: PrivateUsers %v, ProtectProc %q, capabilities %s",
+			r.privateUsers, r.protectProc, r.caps)
+	}
+	const gid = 4243
+	r.groups = fmt.Sprint(gid)
+	// The sandbox is real: PID 1 is hidden, the user namespace maps only
+	// the service's user, no capability is left.
+	in := func(args ...string) (string, error) {
+		argv := r.argv(args[0], args[1:]...)
+		return runOutput(nil, argv[0], argv[1:]...)
+	}
+	cat, grep := requireTool(t, "cat"), requireTool(t, "grep")
+	if out, err := in(cat, "/proc/1/mountinfo"); err == nil {
+		t.Errorf("PID 1's mount table is readable in the sandbox:\n%.300s", out)
+	}
+	if out, err := in(cat, "/proc/self/uid_map"); err != nil || strings.Join(strings.Fields(out), " ") != "65534 65534 1" {
+		t.Errorf("uid_map in the sandbox: %q, %v", out, err)
+	}
+	if out, err := in(grep, "^CapEff", "/proc/self/status"); err != nil || !strings.HasSuffix(strings.TrimSpace(out), "0000000000000000") {
+		t.Errorf("capabilities in the sandbox: %q, %v", out, err)
+	}
+
+	b := newBtrfs(t)
+	b.Scrub() // a 0600 root scrub status file the flag keeps the exporter from
+	// A mount point the service may search, as /, /home and /nix are.
+	if err := os.Chmod(b.Dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	textfile, err := os.MkdirTemp("", "panther-textfile-") // below /tmp, which everyone may search
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(textfile) })
+	WriteTextfile(t, textfile, "group.prom", "# HELP sandbox_job_ok A job ran.\n# TYPE sandbox_job_ok gauge\nsandbox_job_ok 1\n")
+	if err := filepath.Walk(textfile, func(p string, fi os.FileInfo, err error) error {
+		if err != nil {
+			return err
+		}
+		mode := os.FileMode(0o640)
+		if fi.IsDir() {
+			mode = 0o750
+		}
+		if err := os.Chown(p, 0, gid); err != nil {
+			return err
+		}
+		return os.Chmod(p, mode)
+	}); err != nil {
+		t.Fatal(err)
+	}
+
+	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	argv := r.argv(binary(t), "--web.listen-address="+addr, "--log.level=debug", "--collector.disable-defaults",
+		"--collector.system", "--collector.btrfs", "--no-collector.btrfs.subvolumes", "--no-collector.btrfs.scrub-status",
+		"--collector.textfile", "--collector.textfile.directory="+textfile, "--collector.timex", "--collector.limits")
+	e := &Exporter{Process: startProcess(t, nil, argv[0], argv[1:]...), Addr: addr, URL: "http://" + addr}
+	mnt := map[string]string{"mountpoint": b.Mnt}
+	var f Families
+	eventually(t, 30*time.Second, "the minimal sandbox exports everything it is meant for", func() error {
+		if e.Exited() {
+			t.Fatalf("exporter exited: %s", e.Output())
+		}
+		if _, err := e.Get("/metrics"); err != nil {
+			return err
+		}
+		f = e.Scrape(t)
+		for _, c := range []string{"system", "btrfs", "textfile", "timex", "limits"} {
+			if v, ok := f.Value("panther_scrape_collector_success", map[string]string{"collector": c}); !ok || v != 1 {
+				return fmt.Errorf("collector %s: success %v (present %v)", c, v, ok)
+			}
+		}
+		return nil
+	})
+	if v, ok := f.Value("panther_filesystem_size_bytes", mnt); !ok || v <= 0 {
+		t.Errorf("panther_filesystem_size_bytes%v = %v, %v: the own mount table lacks the Btrfs", mnt, v, ok)
+	}
+	if v, ok := f.Value("panther_filesystem_readonly", mnt); !ok || v != 0 {
+		t.Errorf("panther_filesystem_readonly%v = %v, %v", mnt, v, ok)
+	}
+	if _, ok := f.Value("panther_btrfs_info", map[string]string{"uuid": b.UUID}); !ok {
+		t.Errorf("no panther_btrfs_info for %s", b.UUID)
+	}
+	for _, m := range []string{"panther_btrfs_subvolume_scan_success", "panther_btrfs_scrub_running"} {
+		if _, ok := f.Value(m, map[string]string{"uuid": b.UUID}); ok {
+			t.Errorf("%s exported with its flag off", m)
+		}
+	}
+	if v, ok := f.Value("sandbox_job_ok", nil); !ok || v != 1 {
+		t.Errorf("sandbox_job_ok = %v, %v: the supplementary group does not open its files in the user namespace:\n%s", v, ok, e.Output())
+	}
+	if _, ok := f.Value("panther_time_synchronized", nil); !ok {
+		t.Error("no panther_time_synchronized")
+	}
+	for _, line := range strings.Split(e.Output(), "\n") {
+		if strings.Contains(line, "operation not permitted") || strings.Contains(line, "permission denied") {
+			t.Errorf("a refusal in the minimal sandbox: %s", line)
+		}
+	}
 }
