@@ -29,6 +29,7 @@ import (
 	"github.com/prometheus/procfs/sysfs"
 
 	"github.com/pantheros/monitoring/exporter/collector"
+	"github.com/pantheros/monitoring/exporter/collector/sysfile"
 )
 
 const name = "hwmon"
@@ -299,7 +300,7 @@ func readChipFixed(dir string, files []os.DirEntry) chipFixed {
 
 // readMilli reads a millidegree Celsius file as degrees.
 func readMilli(path string) (float64, error) {
-	b, err := os.ReadFile(path)
+	b, err := sysfile.Read(path)
 	if err != nil {
 		return 0, err
 	}
@@ -398,6 +399,17 @@ func criticalTrip(dir string) string {
 	return ""
 }
 
+// readCount reads a thermal_throttle counter. (procfs's
+// CPU.ThermalThrottle reads the same two files through os.ReadFile, five
+// more system calls each; see sysfile.)
+func readCount(path string) (uint64, error) {
+	b, err := sysfile.Read(path)
+	if err != nil {
+		return 0, err
+	}
+	return strconv.ParseUint(strings.TrimSpace(string(b)), 10, 64)
+}
+
 // throttles sums the counters over distinct cores and packages: every
 // logical CPU of a core repeats its core's count, and every CPU of a
 // package its package's. Absent on AMD and in VMs: nothing is sent.
@@ -428,17 +440,21 @@ func (h *Hwmon) throttles(ch chan<- prometheus.Metric) error {
 		if _, done := cores[key]; done {
 			continue
 		}
-		t, err := c.ThermalThrottle()
+		core, err := readCount(filepath.Join(string(c), "thermal_throttle", "core_throttle_count"))
 		if errors.Is(err, os.ErrNotExist) {
 			continue
+		}
+		var pkgCount uint64
+		if err == nil {
+			pkgCount, err = readCount(filepath.Join(string(c), "thermal_throttle", "package_throttle_count"))
 		}
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%s/thermal_throttle: unreadable counters", c))
 			continue
 		}
 		pkg, _, _ := strings.Cut(key, "/")
-		cores[key] = t.CoreThrottleCount
-		packages[pkg] = t.PackageThrottleCount
+		cores[key] = core
+		packages[pkg] = pkgCount
 	}
 	if len(cores) > 0 {
 		var core, pkg uint64

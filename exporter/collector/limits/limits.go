@@ -22,6 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/pantheros/monitoring/exporter/collector"
+	"github.com/pantheros/monitoring/exporter/collector/sysfile"
 )
 
 const name = "limits"
@@ -72,7 +73,7 @@ func (l *Limits) Update(_ context.Context, ch chan<- prometheus.Metric) error {
 
 func (l *Limits) filefd(ch chan<- prometheus.Metric) error {
 	path := l.cfg.Proc("sys/fs/file-nr")
-	b, err := os.ReadFile(path)
+	b, err := sysfile.Read(path)
 	if err != nil {
 		return err
 	}
@@ -121,7 +122,7 @@ func (l *Limits) conntrack(ch chan<- prometheus.Metric) error {
 }
 
 func readUint(path string) (uint64, error) {
-	b, err := os.ReadFile(path)
+	b, err := sysfile.Read(path)
 	if err != nil {
 		return 0, err
 	}

@@ -24,6 +24,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/pantheros/monitoring/exporter/collector"
+	"github.com/pantheros/monitoring/exporter/collector/sysfile"
 )
 
 const name = "power"
@@ -198,7 +199,7 @@ func readSupply(dir string) (Supply, error) {
 
 // readString reads a one-line file; "" when it is absent or unreadable now.
 func readString(dir, file string) (string, error) {
-	b, err := os.ReadFile(filepath.Join(dir, file))
+	b, err := sysfile.Read(filepath.Join(dir, file))
 	if err != nil {
 		if gone(err) {
 			return "", nil
@@ -214,7 +215,7 @@ func readString(dir, file string) (string, error) {
 
 // readNumber reads an integer file; nil when it is absent or unreadable now.
 func readNumber(dir, file string) (*float64, error) {
-	b, err := os.ReadFile(filepath.Join(dir, file))
+	b, err := sysfile.Read(filepath.Join(dir, file))
 	if err != nil {
 		if gone(err) {
 			return nil, nil
