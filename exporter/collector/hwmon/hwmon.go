@@ -18,7 +18,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -132,18 +132,24 @@ type Sensor struct {
 	Crit, Max *float64
 }
 
-var tempInput = regexp.MustCompile(`^temp(\d+)_input$`)
-
-// chipCache keeps each hwmonN directory's name and sensor labels, keyed by
-// the directory and its file list: a device that goes and comes back
+// chipCache keeps what each hwmonN directory's file list fixes: the
+// chip's name, its sensors' labels and which limit files they have, keyed
+// by the directory and its file list: a device that goes and comes back
 // under the same number with other files is read afresh.
 type chipCache map[string]chipFixed
 
 type chipFixed struct {
-	files  string            // the directory's file names, joined
-	name   string            // chip label value
-	labels map[string]string // tempN -> label
-	err    error
+	files []string // the directory's file names
+	name  string   // chip label value
+	temps []temp   // tempN_input files, in N order
+	err   error
+}
+
+// temp is one tempN_input of a chip and the paths a scrape reads for it.
+type temp struct {
+	n                int
+	label            string // the driver's label, or tempN
+	input, crit, max string // paths; crit and max "" when absent
 }
 
 // ReadChips reads every hwmonN directory under dir. A directory that does
@@ -195,57 +201,46 @@ func (cc chipCache) read(dir string) ([]Chip, error) {
 func readChip(dir string) (Chip, error) { return chipCache{}.readChip(dir) }
 
 func (cc chipCache) readChip(dir string) (Chip, error) {
-	files, err := os.ReadDir(dir)
+	f, err := os.Open(dir)
 	if err != nil {
 		return Chip{}, fmt.Errorf("%s: %w", dir, errors.Unwrap(err))
 	}
-	names := make([]string, len(files))
-	for i, f := range files {
-		names[i] = f.Name()
+	names, err := f.Readdirnames(-1)
+	f.Close()
+	if err != nil {
+		return Chip{}, fmt.Errorf("%s: %w", dir, errors.Unwrap(err))
 	}
-	key := strings.Join(names, "/")
+	sort.Strings(names)
 	fixed, ok := cc[dir]
-	if !ok || fixed.files != key {
-		fixed = readChipFixed(dir, files)
-		fixed.files = key
+	if !ok || !slices.Equal(fixed.files, names) {
+		fixed = readChipFixed(dir, names)
+		fixed.files = names
 		cc[dir] = fixed
 	}
 	if fixed.err != nil {
 		return Chip{}, fixed.err
 	}
-	c := Chip{Name: fixed.name}
-	type indexed struct {
-		n int
-		s Sensor
-	}
-	var sensors []indexed
+	c := Chip{Name: fixed.name, Sensors: make([]Sensor, 0, len(fixed.temps))}
+	ns := make([]int, 0, len(fixed.temps)) // each sensor's N
 	var errs []error
-	labels := map[string]int{}
-	for _, f := range files {
-		m := tempInput.FindStringSubmatch(f.Name())
-		if m == nil {
-			continue
-		}
-		prefix := "temp" + m[1]
-		input, err := readMilli(filepath.Join(dir, f.Name()))
+	dup := false
+	for _, t := range fixed.temps {
+		input, err := readMilli(t.input)
 		if err != nil {
 			if !unavailable(err) {
 				errs = append(errs, err)
 			}
 			continue
 		}
-		s := Sensor{Label: prefix, Input: input}
-		if l, ok := fixed.labels[prefix]; ok {
-			s.Label = l
-		}
+		s := Sensor{Label: t.label, Input: input}
 		for _, limit := range []struct {
-			suffix string
-			into   **float64
-		}{{"_crit", &s.Crit}, {"_max", &s.Max}} {
-			if !strings.Contains("/"+key+"/", "/"+prefix+limit.suffix+"/") {
+			path string
+			into **float64
+		}{{t.crit, &s.Crit}, {t.max, &s.Max}} {
+			if limit.path == "" {
 				continue
 			}
-			v, err := readMilli(filepath.Join(dir, prefix+limit.suffix))
+			v, err := readMilli(limit.path)
 			switch {
 			case err == nil:
 				*limit.into = &v
@@ -254,24 +249,29 @@ func (cc chipCache) readChip(dir string) (Chip, error) {
 				errs = append(errs, err)
 			}
 		}
-		labels[s.Label]++
-		n, _ := strconv.Atoi(m[1])
-		sensors = append(sensors, indexed{n, s})
-	}
-	sort.Slice(sensors, func(i, j int) bool { return sensors[i].n < sensors[j].n })
-	for _, is := range sensors {
-		s := is.s
-		if labels[s.Label] > 1 { // one label on two inputs: keep both apart
-			s.Label = fmt.Sprintf("%s (temp%d)", s.Label, is.n)
+		for _, o := range c.Sensors {
+			dup = dup || o.Label == s.Label
 		}
 		c.Sensors = append(c.Sensors, s)
+		ns = append(ns, t.n)
+	}
+	if dup { // one label on two inputs: keep both apart
+		count := map[string]int{}
+		for _, s := range c.Sensors {
+			count[s.Label]++
+		}
+		for i, s := range c.Sensors {
+			if count[s.Label] > 1 {
+				c.Sensors[i].Label = fmt.Sprintf("%s (temp%d)", s.Label, ns[i])
+			}
+		}
 	}
 	return c, errors.Join(errs...)
 }
 
 // readChipFixed reads what a chip keeps while it exists: its name, its
-// device and its sensors' labels.
-func readChipFixed(dir string, files []os.DirEntry) chipFixed {
+// device, its sensors' labels and which limit files each has.
+func readChipFixed(dir string, files []string) chipFixed {
 	nameB, err := os.ReadFile(filepath.Join(dir, "name"))
 	if err != nil {
 		return chipFixed{err: fmt.Errorf("%s: no chip name: %w", dir, errors.Unwrap(err))}
@@ -283,19 +283,42 @@ func readChipFixed(dir string, files []os.DirEntry) chipFixed {
 	if dev, err := filepath.EvalSymlinks(filepath.Join(dir, "device")); err == nil {
 		chipName += "-" + filepath.Base(dev)
 	}
-	f := chipFixed{name: chipName, labels: map[string]string{}}
-	for _, e := range files {
-		prefix, ok := strings.CutSuffix(e.Name(), "_label")
+	has := make(map[string]bool, len(files))
+	for _, f := range files {
+		has[f] = true
+	}
+	fx := chipFixed{name: chipName}
+	for _, f := range files {
+		prefix, ok := strings.CutSuffix(f, "_input")
 		if !ok || !strings.HasPrefix(prefix, "temp") {
 			continue
 		}
-		if b, err := os.ReadFile(filepath.Join(dir, e.Name())); err == nil {
-			if l := strings.TrimSpace(string(b)); l != "" && len(l) <= 64 && !strings.ContainsAny(l, "\n\x00") {
-				f.labels[prefix] = l
+		digits := prefix[len("temp"):]
+		if digits == "" || strings.Trim(digits, "0123456789") != "" {
+			continue // as ^temp(\d+)_input$
+		}
+		n, err := strconv.Atoi(digits)
+		if err != nil {
+			continue
+		}
+		t := temp{n: n, label: prefix, input: filepath.Join(dir, f)}
+		if has[prefix+"_label"] {
+			if b, err := os.ReadFile(filepath.Join(dir, prefix+"_label")); err == nil {
+				if l := strings.TrimSpace(string(b)); l != "" && len(l) <= 64 && !strings.ContainsAny(l, "\n\x00") {
+					t.label = l
+				}
 			}
 		}
+		if has[prefix+"_crit"] {
+			t.crit = filepath.Join(dir, prefix+"_crit")
+		}
+		if has[prefix+"_max"] {
+			t.max = filepath.Join(dir, prefix+"_max")
+		}
+		fx.temps = append(fx.temps, t)
 	}
-	return f
+	sort.Slice(fx.temps, func(i, j int) bool { return fx.temps[i].n < fx.temps[j].n })
+	return fx
 }
 
 // readMilli reads a millidegree Celsius file as degrees.

@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -163,7 +164,7 @@ func readCounters(path string) (Counters, error) {
 	if err != nil {
 		return nil, err
 	}
-	c, err := ParseCounters(b)
+	c, err := ParseCounters(b, "Tcp", "TcpExt")
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
@@ -177,13 +178,29 @@ type Counters map[string]map[string]float64
 // ParseCounters parses the two-line format of /proc/net/snmp and
 // /proc/net/netstat: for each protocol a line of field names, then a line of
 // values, both starting with "Proto:". Errors name the line, never its text.
-func ParseCounters(b []byte) (Counters, error) {
+// With protos, only those protocols' pairs are split into fields (a
+// scrape needs Tcp and TcpExt of some twenty); the others are only checked
+// to be pairs of the same protocol.
+func ParseCounters(b []byte, protos ...string) (Counters, error) {
 	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
 	if len(lines)%2 != 0 {
 		return nil, fmt.Errorf("%d lines, want pairs of names and values", len(lines))
 	}
 	out := Counters{}
 	for i := 0; i < len(lines); i += 2 {
+		if len(protos) > 0 {
+			p1, _, _ := strings.Cut(lines[i], " ")
+			p2, _, _ := strings.Cut(lines[i+1], " ")
+			if !strings.HasSuffix(p1, ":") {
+				return nil, fmt.Errorf("line %d: not a \"Proto: names...\" line", i+1)
+			}
+			if p2 != p1 {
+				return nil, fmt.Errorf("line %d: values do not match the names of line %d", i+2, i+1)
+			}
+			if !slices.Contains(protos, strings.TrimSuffix(p1, ":")) {
+				continue
+			}
+		}
 		names, values := strings.Fields(lines[i]), strings.Fields(lines[i+1])
 		if len(names) < 2 || !strings.HasSuffix(names[0], ":") {
 			return nil, fmt.Errorf("line %d: not a \"Proto: names...\" line", i+1)

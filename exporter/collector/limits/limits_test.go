@@ -4,6 +4,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -140,6 +141,22 @@ func FuzzParseCounters(f *testing.F) {
 		}
 		if err != nil && strings.Contains(err.Error(), "\n") {
 			t.Fatal("error spans lines")
+		}
+		// Only Tcp and TcpExt, as a scrape parses: the same figures for
+		// those whenever the whole file parses.
+		some, serr := ParseCounters(b, "Tcp", "TcpExt")
+		if serr != nil && strings.Contains(serr.Error(), "\n") {
+			t.Fatal("error spans lines")
+		}
+		if err == nil {
+			if serr != nil {
+				t.Fatalf("whole file parses, Tcp and TcpExt alone fail: %v", serr)
+			}
+			for _, p := range []string{"Tcp", "TcpExt"} {
+				if !reflect.DeepEqual(c[p], some[p]) {
+					t.Fatalf("%s: %v parsed alone, %v with the rest", p, some[p], c[p])
+				}
+			}
 		}
 	})
 }

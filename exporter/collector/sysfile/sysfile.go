@@ -39,9 +39,13 @@ func Read(path string) ([]byte, error) {
 		return nil, &fs.PathError{Op: "open", Path: path, Err: err}
 	}
 	defer unix.Close(fd)
-	buf := make([]byte, Size+1)
+	// Most values are a few bytes: start small, grow up to Size+1.
+	buf := make([]byte, 64)
 	n := 0
-	for n < len(buf) {
+	for n <= Size {
+		if n == len(buf) {
+			buf = append(buf, make([]byte, min(len(buf), Size+1-len(buf)))...)
+		}
 		m, err := unix.Read(fd, buf[n:])
 		if err == unix.EINTR {
 			continue
