@@ -8,6 +8,8 @@
 # N scrapes each; ratios to node_exporter's.
 #
 #   bash e2e/bench/hardware.sh [N]      (default N=1000; run from the repo root)
+#   BEFORE=path/to/older/panther-exporter bash e2e/bench/hardware.sh [N]
+#     also scrapes an older build with the same flags, in the same run.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 N=${1:-1000}
@@ -37,8 +39,16 @@ OURS=$!
   --collector.hwmon --collector.thermal_zone --collector.powersupplyclass --collector.timex \
   --collector.filefd --collector.conntrack --collector.netstat &
 NODEPID=$!
-trap 'kill $OURS $NODEPID 2>/dev/null; rm -rf "$TREE"' EXIT
-for p in $P1 $P2; do
+BEFOREPID= P3=
+if [ -n "${BEFORE:-}" ]; then
+  P3=$(port)
+  "$BEFORE" --web.listen-address=127.0.0.1:$P3 --log.level=warn \
+    --path.sysfs="$TREE/sys" --path.procfs="$TREE/proc" --collector.disable-defaults \
+    --collector.hwmon --collector.power --collector.timex --collector.limits &
+  BEFOREPID=$!
+fi
+trap 'kill $OURS $NODEPID $BEFOREPID 2>/dev/null; rm -rf "$TREE"' EXIT
+for p in $P1 $P2 $P3; do
   for i in $(seq 100); do curl -sf -o /dev/null http://127.0.0.1:$p/metrics && break; sleep 0.1; done
 done
 # What each serves from the trees (both must read them, not the host).
@@ -48,4 +58,5 @@ echo "# panther-exporter: $(curl -s http://127.0.0.1:$P1/metrics | grep -c '^pan
 echo "# $(date -u +%F) $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg); $("$NODE" --version 2>&1 | head -1)"
 ./bin/scrapebench -n "$N" \
   panther-exporter=http://127.0.0.1:$P1/metrics@$OURS \
-  node_exporter=http://127.0.0.1:$P2/metrics@$NODEPID
+  node_exporter=http://127.0.0.1:$P2/metrics@$NODEPID \
+  ${BEFORE:+panther-exporter-before=http://127.0.0.1:$P3/metrics@$BEFOREPID}

@@ -10,7 +10,7 @@
 pkgs.testers.runNixOSTest {
   name = "panther-exporter";
 
-  nodes.host = { pkgs, ... }: {
+  nodes.host = { pkgs, nodes, ... }: {
     imports = [ self.nixosModules.default ];
     virtualisation.emptyDiskImages = [ 512 ];
     virtualisation.podman.enable = true;
@@ -26,6 +26,9 @@ pkgs.testers.runNixOSTest {
       podman.sockets.system = "unix:///run/podman/podman.sock";
       textfileDirectory = "/var/lib/panther-textfile";
       extraFlags = [ "--collector.btrfs.subvolume-interval=1s" ];
+      # The address filter: only the monitor (and localhost) may scrape;
+      # Prometheus's scrape below goes through it.
+      ipAddressAllow = [ nodes.monitor.networking.primaryIPAddress ];
     };
     systemd.tmpfiles.rules = [ "d /var/lib/panther-textfile 0755 root root -" ];
   };
@@ -54,6 +57,7 @@ pkgs.testers.runNixOSTest {
         host.wait_for_unit("panther-exporter.service")
         host.wait_for_open_port(9567)
         host.succeed("systemctl show -p DynamicUser panther-exporter.service | grep -x DynamicUser=yes")
+        host.succeed("systemctl show -p IPAddressDeny panther-exporter.service | grep -F 0.0.0.0/0")
         print(host.succeed("systemd-analyze security panther-exporter.service | tail -1"))
 
     with subtest("collectors see a Btrfs file system and Podman"):
