@@ -305,9 +305,18 @@ func TestSandboxMinimal(t *testing.T) {
 	if _, ok := f.Value("panther_time_synchronized", nil); !ok {
 		t.Error("no panther_time_synchronized")
 	}
+	// Refusals about this test's parts. Other mounts of this shared machine
+	// (other tests' Btrfs and Podman mounts below 0700 directories) are
+	// refused to a service without CAP_DAC_READ_SEARCH, as documented:
+	// those are marked panther_filesystem_device_error 1.
 	for _, line := range strings.Split(e.Output(), "\n") {
-		if strings.Contains(line, "operation not permitted") || strings.Contains(line, "permission denied") {
-			t.Errorf("a refusal in the minimal sandbox: %s", line)
+		if !strings.Contains(line, "operation not permitted") && !strings.Contains(line, "permission denied") {
+			continue
 		}
+		if (strings.Contains(line, "mountpoint=") || strings.Contains(line, "uuid=")) &&
+			!strings.Contains(line, b.Mnt) && !strings.Contains(line, b.UUID) {
+			continue
+		}
+		t.Errorf("a refusal in the minimal sandbox: %s", line)
 	}
 }
