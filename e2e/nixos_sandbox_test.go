@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/pantheros/monitoring/e2e/fakesystemd"
 )
 
 // sandboxRunner runs programs the way the unit runs the exporter, in
@@ -205,8 +207,10 @@ func TestSandboxRealFilter(t *testing.T) {
 // TestSandboxMinimal runs the least privileged sandbox (hardening.nix: no
 // capability, PrivateUsers, ProtectProc=invisible, the clock allowance)
 // with the collectors it is meant for, on a real Btrfs that has a scrub
-// status file, and a textfile directory only a supplementary group may
-// read (as the Podman and journal groups are used): PID 1 is hidden, so
+// status file, a textfile directory only a supplementary group may read
+// (as the Podman and journal groups are used) and a D-Bus bus with the fake
+// systemd (the boot collector authenticates from inside the user
+// namespace): PID 1 is hidden, so
 // filesystems come from the service's own mount table; the group still
 // opens its files inside the user namespace; the Btrfs parts that need
 // privileges are off by flag and nothing asks the kernel for them.
@@ -263,8 +267,17 @@ func TestSandboxMinimal(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	// The system bus as on a host: a socket everyone may connect to, the
+	// boot collector's D-Bus (EXTERNAL auth) from inside the user namespace.
+	bus := startDBus(t)
+	if err := os.Chmod(bus.Dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	startFakeSystemd(t, bus, fakesystemd.Server())
+
 	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	argv := r.argv(binary(t), "--web.listen-address="+addr, "--log.level=debug", "--collector.disable-defaults",
+		"--collector.boot", "--collector.boot.dbus-address="+bus.Address,
 		"--collector.system", "--collector.btrfs", "--no-collector.btrfs.subvolumes", "--no-collector.btrfs.scrub-status",
 		"--collector.textfile", "--collector.textfile.directory="+textfile, "--collector.timex", "--collector.limits")
 	e := &Exporter{Process: startProcess(t, nil, argv[0], argv[1:]...), Addr: addr, URL: "http://" + addr}
@@ -278,7 +291,7 @@ func TestSandboxMinimal(t *testing.T) {
 			return err
 		}
 		f = e.Scrape(t)
-		for _, c := range []string{"system", "btrfs", "textfile", "timex", "limits"} {
+		for _, c := range []string{"boot", "system", "btrfs", "textfile", "timex", "limits"} {
 			if v, ok := f.Value("panther_scrape_collector_success", map[string]string{"collector": c}); !ok || v != 1 {
 				return fmt.Errorf("collector %s: success %v (present %v)", c, v, ok)
 			}
@@ -304,6 +317,9 @@ func TestSandboxMinimal(t *testing.T) {
 	}
 	if _, ok := f.Value("panther_time_synchronized", nil); !ok {
 		t.Error("no panther_time_synchronized")
+	}
+	if v, ok := f.Value("panther_boot_stage_duration_seconds", map[string]string{"stage": "total"}); !ok || v <= 0 {
+		t.Errorf("panther_boot_stage_duration_seconds{stage=\"total\"} = %v, %v over D-Bus from the user namespace", v, ok)
 	}
 	// Refusals about this test's parts. Other mounts of this shared machine
 	// (other tests' Btrfs and Podman mounts below 0700 directories) are

@@ -136,8 +136,9 @@ in
   # that namespace, not for the host's files and devices. Supplementary
   # groups (podman, systemd-journal, datadog) keep working: systemd sets
   # them before it makes the namespace, and the kernel checks file access
-  # against the real group ids (e2e/nixos_sandbox_test.go reads a
-  # group-only socket that way).
+  # against the real group ids (e2e/nixos_sandbox_test.go,
+  # TestSandboxMinimal, reads a group-only directory that way, and talks to
+  # D-Bus from inside the namespace).
   PrivateUsers = caps == [ ];
   SystemCallArchitectures = "native";
   # @system-service is what ordinary daemons use; no @privileged (mount,
