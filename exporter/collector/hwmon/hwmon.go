@@ -467,17 +467,19 @@ func (h *Hwmon) throttles(ch chan<- prometheus.Metric) error {
 		if errors.Is(err, os.ErrNotExist) {
 			continue
 		}
-		var pkgCount uint64
-		if err == nil {
-			pkgCount, err = readCount(filepath.Join(string(c), "thermal_throttle", "package_throttle_count"))
+		pkg, _, _ := strings.Cut(key, "/")
+		if _, done := packages[pkg]; err == nil && !done {
+			// Every CPU of a package repeats its count: read it once.
+			var n uint64
+			if n, err = readCount(filepath.Join(string(c), "thermal_throttle", "package_throttle_count")); err == nil {
+				packages[pkg] = n
+			}
 		}
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%s/thermal_throttle: unreadable counters", c))
 			continue
 		}
-		pkg, _, _ := strings.Cut(key, "/")
 		cores[key] = core
-		packages[pkg] = pkgCount
 	}
 	if len(cores) > 0 {
 		var core, pkg uint64
