@@ -140,7 +140,7 @@ var (
 	snapshotNewest = collector.Gauge(name, "btrfs_snapshot_newest_timestamp_seconds",
 		"Creation time of the newest snapshot of a subvolume (absent when it has none).", "uuid", "subvolume")
 	scanSuccess = collector.Gauge(name, "btrfs_subvolume_scan_success",
-		"1 when the last walk of the subvolumes succeeded (it needs CAP_SYS_ADMIN and a visible mount).", "uuid")
+		"1 when the last walk of the subvolumes succeeded (it needs CAP_SYS_ADMIN and a visible mount); absent with --no-collector.btrfs.subvolumes.", "uuid")
 	scanTime = collector.Gauge(name, "btrfs_subvolume_scan_timestamp_seconds",
 		"When the subvolume figures were last refreshed.", "uuid")
 	quotaReferenced = collector.Gauge(name, "btrfs_quota_referenced_bytes",
