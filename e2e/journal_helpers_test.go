@@ -54,9 +54,16 @@ type Journal struct {
 
 func newJournal(t testing.TB, host string) *Journal {
 	t.Helper()
+	return newJournalIn(t, host, t.TempDir())
+}
+
+// newJournalIn writes the journal files into dir, which the caller made
+// (with the owner, group and mode the test needs).
+func newJournalIn(t testing.TB, host, dir string) *Journal {
+	t.Helper()
 	requireFile(t, journalRemote)
 	requireTool(t, "journalctl")
-	j := &Journal{Dir: t.TempDir(), Host: host, t: t, boot: randomHex(t), start: time.Now()}
+	j := &Journal{Dir: dir, Host: host, t: t, boot: randomHex(t), start: time.Now()}
 	j.proc = &Process{Log: &bytes.Buffer{}, mu: &sync.Mutex{}, done: make(chan struct{})}
 	cmd := exec.Command(journalRemote, "--output="+filepath.Join(j.Dir, "system.journal"), "--split-mode=none", "-")
 	w := lockedWriter{j.proc.mu, j.proc.Log}

@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -204,6 +205,19 @@ func TestSandboxRealFilter(t *testing.T) {
 	})
 }
 
+// minimalSandboxRunner is the runner of hardening.nix, failing if that is
+// no longer the least privileged sandbox (no capability, a user namespace,
+// hidden processes).
+func minimalSandboxRunner(t *testing.T) *sandboxRunner {
+	t.Helper()
+	r := newSandboxRunner(t, nil)
+	if !r.privateUsers || r.protectProc != "invisible" || r.caps != "-all" {
+		t.Fatalf("hardening.nix is no longer the sandbox under test: PrivateUsers %v, ProtectProc %q, capabilities %s",
+			r.privateUsers, r.protectProc, r.caps)
+	}
+	return r
+}
+
 // TestSandboxMinimal runs the least privileged sandbox (hardening.nix: no
 // capability, PrivateUsers, ProtectProc=invisible, the clock allowance)
 // with the collectors it is meant for, on a real Btrfs that has a scrub
@@ -215,11 +229,7 @@ func TestSandboxRealFilter(t *testing.T) {
 // opens its files inside the user namespace; the Btrfs parts that need
 // privileges are off by flag and nothing asks the kernel for them.
 func TestSandboxMinimal(t *testing.T) {
-	r := newSandboxRunner(t, nil)
-	if !r.privateUsers || r.protectProc != "invisible" || r.caps != "-all" {
-		t.Fatalf("hardening.nix is no longer the sandbox under test: PrivateUsers %v, ProtectProc %q, capabilities %s",
-			r.privateUsers, r.protectProc, r.caps)
-	}
+	r := minimalSandboxRunner(t)
 	const gid = 4243
 	r.groups = fmt.Sprint(gid)
 	// The sandbox is real: PID 1 is hidden, the user namespace maps only
@@ -334,5 +344,175 @@ func TestSandboxMinimal(t *testing.T) {
 			continue
 		}
 		t.Errorf("a refusal in the minimal sandbox: %s", line)
+	}
+}
+
+// TestSandboxJournal runs the journal collector in the least privileged
+// sandbox (hardening.nix: the module's filter, no capability, a user
+// namespace, hidden processes; the journal collector adds no privilege)
+// against real journal files written by systemd-journal-remote. journalctl
+// is the exporter's child: it inherits the seccomp filter, the user
+// namespace and the hidden /proc, and must exec, watch the directory
+// (inotify) and map the journal files under them. The files are readable
+// only through a supplementary group, as the module's SupplementaryGroups
+// systemd-journal reads /var/log/journal; the cursor is kept in a directory
+// of the service's own user, as StateDirectory= gives it.
+func TestSandboxJournal(t *testing.T) {
+	r := minimalSandboxRunner(t)
+	journalctl := requireTool(t, "journalctl")
+	const gid = 4244 // stands in for systemd-journal
+	r.groups = fmt.Sprint(gid)
+
+	// journald keeps /var/log/journal/MACHINE-ID root:systemd-journal with
+	// the set-group-ID bit and its files 0640; here the directory is 2750
+	// too, so that even listing it takes the group. Its parent may be
+	// searched by everyone, as /var/log.
+	base, err := os.MkdirTemp("", "panther-journal-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(base) })
+	dir := filepath.Join(base, "journal")
+	if err := os.Chmod(base, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(dir, 0o750); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(dir, 0, gid); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(dir, 0o750|os.ModeSetgid); err != nil {
+		t.Fatal(err)
+	}
+	j := newJournalIn(t, "sandboxed", dir)
+	// History from before the exporter's first start: never counted.
+	j.Write(Service("old.service", 3, "before the exporter started"))
+	eventually(t, 10*time.Second, "the journal file is written", func() error {
+		if n := j.Entries(t); n != 1 {
+			return fmt.Errorf("%d entries", n)
+		}
+		return nil
+	})
+	fi, err := os.Stat(filepath.Join(dir, "system.journal"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := fi.Sys().(*syscall.Stat_t); st.Uid != 0 || st.Gid != gid || fi.Mode().Perm() != 0o640 {
+		t.Fatalf("system.journal is %d:%d %v, want 0:%d 0640 (only the group may read it)", st.Uid, st.Gid, fi.Mode().Perm(), gid)
+	}
+	// The group is what opens the journal: journalctl in the sandbox reads
+	// the entry with it and nothing without it.
+	read := func(r *sandboxRunner) (string, error) {
+		argv := r.argv(journalctl, "--directory="+dir, "--output=cat", "--output-fields=E2E_SEQ")
+		return runOutput(nil, argv[0], argv[1:]...)
+	}
+	if out, err := read(r); err != nil || strings.TrimSpace(out) != "1" {
+		t.Fatalf("journalctl in the sandbox with the group: %q, %v", out, err)
+	}
+	noGroup := *r
+	noGroup.groups = ""
+	if out, err := read(&noGroup); err == nil && strings.Contains(out, "1") {
+		t.Fatalf("journalctl in the sandbox reads the journal without the group: %q", out)
+	}
+
+	stateDir, err := os.MkdirTemp("", "panther-state-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(stateDir) })
+	if err := os.Chown(stateDir, 65534, 65534); err != nil {
+		t.Fatal(err)
+	}
+	state := filepath.Join(stateDir, "journal.state")
+
+	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	argv := r.argv(binary(t), "--web.listen-address="+addr, "--log.level=debug", "--collector.disable-defaults",
+		"--collector.journal", "--collector.journal.journalctl="+journalctl, "--collector.journal.directory="+dir,
+		"--collector.journal.state-file="+state, "--collector.journal.state-interval=1s")
+	e := &Exporter{Process: startProcess(t, nil, argv[0], argv[1:]...), Addr: addr, URL: "http://" + addr}
+	eventually(t, 30*time.Second, "the sandboxed journal reader runs", func() error {
+		if e.Exited() {
+			t.Fatalf("exporter exited: %s", e.Output())
+		}
+		if _, err := e.Get("/metrics"); err != nil {
+			return err
+		}
+		f := e.Scrape(t)
+		if v, ok := f.Value("panther_scrape_collector_success", map[string]string{"collector": "journal"}); !ok || v != 1 {
+			return fmt.Errorf("journal collector success %v (present %v)", v, ok)
+		}
+		if v, _ := f.Value("panther_journal_reader_up", nil); v != 1 {
+			return fmt.Errorf("panther_journal_reader_up %v", v)
+		}
+		return nil
+	})
+
+	// Each round: 3 err and 1 info of backup.service, 1 crit and 2 warning
+	// of nginx.service, and the kernel lines of journal_test.go.
+	writeRound := func() {
+		for i := 0; i < 3; i++ {
+			j.Write(Service("backup.service", 3, "rsync error: error in rsync protocol data stream (code 12)"))
+		}
+		j.Write(Service("backup.service", 6, "Starting backup"), Service("nginx.service", 2, "connect() to unix:/run/php.sock failed"),
+			Service("nginx.service", 4, "upstream response is buffered"), Service("nginx.service", 4, "upstream response is buffered"))
+		writeKernelLines(j)
+	}
+	perRound := 7 + len(kernelLines)
+	expect := func(rounds float64) {
+		t.Helper()
+		entries := map[string]float64{"backup.service/err": 3 * rounds, "nginx.service/crit": rounds,
+			"kernel/err": 5 * rounds, "kernel/emerg": rounds, "kernel/crit": 2 * rounds}
+		events := map[string]float64{}
+		for _, l := range kernelLines {
+			if l.event != "" {
+				events[l.event] += rounds
+			}
+		}
+		eventually(t, 30*time.Second, fmt.Sprintf("journal counters at %v rounds", rounds), func() error {
+			if e.Exited() {
+				t.Fatalf("exporter exited: %s", e.Output())
+			}
+			f := e.Scrape(t)
+			if v, ok := f.Value("panther_scrape_collector_success", map[string]string{"collector": "journal"}); !ok || v != 1 {
+				return fmt.Errorf("journal collector success %v (present %v)", v, ok)
+			}
+			if v, _ := f.Value("panther_journal_read_entries_total", nil); v != float64(perRound)*rounds {
+				return fmt.Errorf("panther_journal_read_entries_total = %v, want %v", v, float64(perRound)*rounds)
+			}
+			got := map[string]float64{}
+			for _, m := range f.Series("panther_journal_entries_total", nil) {
+				if v := metricValue(m); v != 0 {
+					l := Labels(m)
+					got[l["unit"]+"/"+l["priority"]] = v
+				}
+			}
+			if fmt.Sprint(got) != fmt.Sprint(entries) {
+				return fmt.Errorf("panther_journal_entries_total (unit/priority) = %v, want %v", got, entries)
+			}
+			for ev, n := range events {
+				if v, ok := f.Value("panther_kernel_events_total", map[string]string{"event": ev}); !ok || v != n {
+					return fmt.Errorf("panther_kernel_events_total{event=%q} = %v (present %v), want %v", ev, v, ok, n)
+				}
+			}
+			return nil
+		})
+	}
+	writeRound()
+	expect(1)
+	writeRound()
+	expect(2)
+
+	// The cursor was saved where the service may write (every 1s).
+	eventually(t, 10*time.Second, "the journal state is saved", func() error {
+		_, err := os.Stat(state)
+		return err
+	})
+	// No refusal: not the filter (EPERM), not file access, and journalctl
+	// never stopped.
+	for _, bad := range []string{"operation not permitted", "permission denied", "journal reader stopped", "state not"} {
+		if strings.Contains(strings.ToLower(e.Output()), bad) {
+			t.Errorf("%q in the sandboxed exporter's log:\n%s", bad, e.Output())
+		}
 	}
 }

@@ -92,7 +92,8 @@ in
   ProtectKernelTunables = true;
   # Other users' processes are hidden, PID 1 included: no collector reads
   # another process's /proc/PID (the journal collector's journalctl is the
-  # service's own child; Podman is asked over its API). The system and btrfs
+  # service's own child, and e2e TestSandboxJournal runs it under this
+  # sandbox; Podman is asked over its API). The system and btrfs
   # collectors read PID 1's mount table where they may and otherwise their
   # own namespace's, a copy of the host's (exporter/collector/hostmounts).
   # No ProcSubset=pid: /proc/stat, meminfo, net/*, pressure/* are the data.
@@ -138,7 +139,8 @@ in
   # them before it makes the namespace, and the kernel checks file access
   # against the real group ids (e2e/nixos_sandbox_test.go,
   # TestSandboxMinimal, reads a group-only directory that way, and talks to
-  # D-Bus from inside the namespace).
+  # D-Bus from inside the namespace; TestSandboxJournal reads group-only
+  # journal files through journalctl that way).
   PrivateUsers = caps == [ ];
   SystemCallArchitectures = "native";
   # @system-service is what ordinary daemons use; no @privileged (mount,
