@@ -1,5 +1,6 @@
 # NixOS module of panther-exporter (host side, services.panther-exporter).
-# It also imports ./monitoring.nix (server side, services.panther-monitoring).
+# It also imports ./monitoring.nix (server side, services.panther-monitoring)
+# and ./fleet.nix (push through vmagent, services.panther-exporter.push).
 #
 #   imports = [ panther.nixosModules.default ];
 #   services.panther-exporter = {
@@ -141,7 +142,7 @@ let
   '' + builtins.readFile ./panther-nix-gc.sh);
 in
 {
-  imports = [ ./monitoring.nix ./datadog.nix ./logs.nix ];
+  imports = [ ./monitoring.nix ./datadog.nix ./logs.nix ./fleet.nix ];
 
   options.services.panther-exporter = {
     enable = mkEnableOption "panther-exporter, the pantherOS metrics exporter (system, Btrfs, Podman, boot, Nix)";

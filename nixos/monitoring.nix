@@ -20,6 +20,8 @@ let
 
   cfg = config.services.panther-monitoring;
   secrets = import ./secrets.nix { inherit lib; };
+  # Fleet mode (./fleet.nix, docs/fleet.md): where the series live.
+  store = import ./fleet-store.nix { inherit lib cfg; };
 
   # Every rule file of rules/prometheus (the promtool tests under
   # rules/prometheus/tests are not rule files).
@@ -82,14 +84,16 @@ let
 
   # One static config per host: its address, and the host name and role as
   # target labels (every series and alert of the host carries them); a
-  # workstation is scraped less often (fewer wake-ups on battery).
+  # workstation is scraped less often (fewer wake-ups on battery). A host
+  # that pushes (./fleet.nix) is not scraped.
+  pulled = lib.filterAttrs (_: h: !(h.push or false)) cfg.hosts;
   staticConfigs = mapAttrsToList (name: h: {
     targets = [ h.address ];
     labels = { instance = name; role = h.role; }
       // lib.optionalAttrs (h.role == "workstation" && cfg.workstationScrapeInterval != cfg.scrapeInterval) {
         __scrape_interval__ = cfg.workstationScrapeInterval;
       };
-  }) cfg.hosts;
+  }) (lib.filterAttrs (_: h: h.address or null != null) pulled); # the rest fail an assertion
 in
 {
   options.services.panther-monitoring = {
@@ -99,9 +103,20 @@ in
       type = types.attrsOf (types.submodule {
         options = {
           address = mkOption {
-            type = types.str;
+            type = types.nullOr types.str;
+            default = null;
             example = "yoga.lan:9567";
-            description = "host:port of the host's panther-exporter.";
+            description = "host:port of the host's panther-exporter (not needed when it pushes).";
+          };
+          push = mkOption {
+            type = types.bool;
+            default = false;
+            description = ''
+              The host pushes its series through vmagent
+              (services.panther-exporter.push on the host, docs/fleet.md)
+              instead of being scraped: it is left out of the scrape job,
+              and fleet mode (services.panther-monitoring.fleet) is on.
+            '';
           };
           role = mkOption {
             type = types.enum [ "server" "workstation" ];
@@ -295,6 +310,10 @@ in
       (secrets.assertion "services.panther-monitoring.grafana.adminPasswordFile" cfg.grafana.adminPasswordFile)
       (secrets.assertion "services.panther-monitoring.warnings.chat.webhookUrlFile" cfg.warnings.chat.webhookUrlFile)
       (secrets.assertion "services.panther-monitoring.warnings.email.passwordFile" cfg.warnings.email.passwordFile)
+      {
+        assertion = builtins.all (h: h.address or null != null) (builtins.attrValues pulled);
+        message = "services.panther-monitoring.hosts: a host that does not push needs an address (host:port of its exporter): ${toString (builtins.attrNames (lib.filterAttrs (_: h: h.address or null == null) pulled))}.";
+      }
     ];
 
     warnings = optional (cfg.pagerduty.routingKeyFile != null && !chatEnabled && !emailEnabled)
@@ -302,7 +321,11 @@ in
 
     services.prometheus = {
       enable = true;
-      ruleFiles = ruleFiles ++ optional cfg.nodeExporterCompat nodeExporterCompatRules;
+      # In fleet mode vmalert evaluates the same files against the store
+      # (./fleet.nix); Prometheus only scrapes the pull hosts and writes
+      # their series there, so each alert is raised once.
+      ruleFiles = if store.on then [ ] else ruleFiles ++ optional cfg.nodeExporterCompat nodeExporterCompatRules;
+      remoteWrite = mkIf store.on [{ url = store.writeUrl; }];
       scrapeConfigs = [
         ({
           job_name = "panther";
@@ -344,7 +367,9 @@ in
         datasources.settings.datasources = [{
           name = "Prometheus";
           type = "prometheus";
-          url = "http://127.0.0.1:${toString config.services.prometheus.port}";
+          # In fleet mode the store, which holds every host (VictoriaMetrics
+          # answers the Prometheus query API).
+          url = if store.on then store.queryUrl else "http://127.0.0.1:${toString config.services.prometheus.port}";
           isDefault = true;
         }] ++ optional cfg.logs.enable {
           # The Logs dashboard's $logs variable picks data sources of this type.

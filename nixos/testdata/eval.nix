@@ -12,6 +12,8 @@ let
     optionals = c: xs: if c then xs else [ ];
     optionalAttrs = c: a: if c then a else { };
     mapAttrsToList = f: a: map (n: f n a.${n}) (builtins.attrNames a);
+    filterAttrs = f: a: builtins.listToAttrs (builtins.concatMap (n: if f n a.${n} then [ { name = n; value = a.${n}; } ] else [ ]) (builtins.attrNames a));
+    toInt = s: builtins.fromJSON s;
     hasInfix = infix: s: builtins.match ".*${escapeRegex infix}.*" s != null;
     hasPrefix = p: s: builtins.substring 0 (builtins.stringLength p) s == p;
     hasSuffix = suf: s:
@@ -69,6 +71,7 @@ let
     writeShellScript = name: text: "/nix/store/wwwwwwwwwwwwwwwwwwwwwwwwwwwwwwww-${name}";
     coreutils = "/nix/store/cccccccccccccccccccccccccccccccc-coreutils";
     gnugrep = "/nix/store/gggggggggggggggggggggggggggggggg-gnugrep";
+    victoriametrics = "/nix/store/vvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvv-victoriametrics";
   };
   # Option declarations of several modules under one attribute set, as the
   # module system merges them (module.nix and datadog.nix both declare
@@ -81,8 +84,10 @@ let
 
   exporterModule = args: import ../module.nix args;
   datadogModule = args: import ../datadog.nix args;
-  exporterOpts = mergeOpts (exporterModule { inherit config lib pkgs utils; }).options.services.panther-exporter
-    (datadogModule { inherit config lib pkgs; }).options.services.panther-exporter;
+  fleetModule = args: import ../fleet.nix args;
+  fleetOpts = (fleetModule { inherit config lib pkgs utils; }).options.services;
+  exporterOpts = mergeOpts (mergeOpts (exporterModule { inherit config lib pkgs utils; }).options.services.panther-exporter
+    (datadogModule { inherit config lib pkgs; }).options.services.panther-exporter) fleetOpts.panther-exporter;
   config = {
     # Settings of options other modules declare (role, from the host roles
     # module) pass through as given.
@@ -104,7 +109,8 @@ let
   logsConfig = resolve (logsModule { inherit config lib; }).config;
 
   monitoringModule = args: import ../monitoring.nix args;
-  monitoringOpts = (monitoringModule { inherit config lib pkgs; }).options.services.panther-monitoring;
+  monitoringOpts = mergeOpts (monitoringModule { inherit config lib pkgs; }).options.services.panther-monitoring fleetOpts.panther-monitoring;
+  fleetConfig = orEmpty (resolve (fleetModule { inherit config lib pkgs utils; }).config);
   monitoringConfig = orEmpty (resolve (monitoringModule { inherit config lib pkgs; }).config);
 in
 {
@@ -113,10 +119,17 @@ in
   firewall = exporterConfig.networking.firewall.allowedTCPPorts or null;
   nixGcScript = exporterConfig.systemd.services.nix-gc.script or null;
   tmpfiles = exporterConfig.systemd.tmpfiles.rules or null;
-  assertions = map (a: a.assertion) (exporterConfig.assertions or [ ] ++ (datadogConfig.assertions or [ ]) ++ monitoringConfig.assertions or [ ]);
+  assertions = map (a: a.assertion) (exporterConfig.assertions or [ ] ++ (datadogConfig.assertions or [ ]) ++ (monitoringConfig.assertions or [ ]) ++ fleetConfig.assertions or [ ]);
   # The messages of the assertions that fail.
   failed = map (a: a.message) (builtins.filter (a: !a.assertion)
-    (exporterConfig.assertions or [ ] ++ (datadogConfig.assertions or [ ]) ++ monitoringConfig.assertions or [ ]));
+    (exporterConfig.assertions or [ ] ++ (datadogConfig.assertions or [ ]) ++ (monitoringConfig.assertions or [ ]) ++ fleetConfig.assertions or [ ]));
+  fleet = {
+    vmagent = fleetConfig.systemd.services.panther-vmagent or null;
+    scrapeConfig = fleetConfig.environment.etc."panther-vmagent/scrape.yml".text or null;
+    vmalert = fleetConfig.systemd.services.panther-vmalert or null;
+    victoriametrics = fleetConfig.services.victoriametrics or null;
+    firewall = fleetConfig.networking.firewall.allowedTCPPorts or null;
+  };
   datadog = {
     agent = datadogConfig.services.datadog-agent or null;
     serviceConfig = datadogConfig.systemd.services.datadog-agent.serviceConfig or null;
@@ -127,6 +140,7 @@ in
   prometheus = {
     ruleFiles = map toString (monitoringConfig.services.prometheus.ruleFiles or [ ]);
     scrapeConfigs = monitoringConfig.services.prometheus.scrapeConfigs or [ ];
+    remoteWrite = monitoringConfig.services.prometheus.remoteWrite or null;
     alertmanagerConfig = monitoringConfig.services.prometheus.alertmanager.configText or null;
     grafanaSecurity = monitoringConfig.services.grafana.settings.security or null;
   };
