@@ -15,7 +15,8 @@ in
   # Prometheus' remote_write URL.
   inherit writeUrl;
   # vmalert appends /api/v1/write to its -remoteWrite.url; null when the
-  # store's write path is another (Thanos Receive's /api/v1/receive).
+  # store's write path is another (Thanos Receive's /api/v1/receive), which
+  # vmalert is then given whole.
   writeBase =
     if lib.hasSuffix "/api/v1/write" writeUrl
     then builtins.substring 0 (builtins.stringLength writeUrl - builtins.stringLength "/api/v1/write") writeUrl

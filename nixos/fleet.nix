@@ -111,9 +111,13 @@ let
       "-evaluationInterval=${mon.fleet.evaluationInterval}"
       "-httpListenAddr=127.0.0.1:${toString mon.fleet.vmalertPort}"
     ]
-    # Alert state (ALERTS, ALERTS_FOR_STATE) goes to the store, and is read
-    # back at start, so a restart does not reset every `for:`.
-    ++ optionals (store.writeBase != null) [ "-remoteWrite.url=${store.writeBase}" "-remoteRead.url=${toString store.queryUrl}" ]
+    # Recording rules' results and the alert state (ALERTS,
+    # ALERTS_FOR_STATE) go to the store, the state is read back at start, so
+    # a restart does not reset every `for:` (vmalert refuses to start
+    # without it: the rule files hold recording rules too).
+    ++ (if store.writeBase != null then [ "-remoteWrite.url=${store.writeBase}" ]
+        else [ "-remoteWrite.url=${toString store.writeUrl}" "-remoteWrite.disablePathAppend" ])
+    ++ [ "-remoteRead.url=${toString store.queryUrl}" ]
     ++ optional alertmanagerOn "-notifier.url=http://127.0.0.1:${toString config.services.prometheus.alertmanager.port}"
     # Without Alertmanager, vmalert still records ALERTS in the store.
     ++ optional (!alertmanagerOn) "-notifier.blackhole"

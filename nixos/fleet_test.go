@@ -283,6 +283,18 @@ func TestFleetMonitoringEval(t *testing.T) {
 	if !reflect.DeepEqual(e.Prometheus.RemoteWrite, []map[string]string{{"url": "http://vminsert:8480/insert/0/prometheus/api/v1/write"}}) {
 		t.Errorf("Prometheus remoteWrite %v", e.Prometheus.RemoteWrite)
 	}
+
+	// A store whose write path is not .../api/v1/write (Thanos Receive):
+	// vmalert gets the URL whole.
+	e = evalFleet(t, `{ enable = true; }`, `{ enable = true; pagerduty.routingKeyFile = "/run/secrets/k"; fleet.enable = true;
+		fleet.store = { writeUrl = "http://receive:19291/api/v1/receive"; queryUrl = "http://query:10902"; }; }`)
+	argv = e.Fleet.Vmalert.ServiceConfig.ExecStart
+	for _, f := range []string{"-remoteWrite.url=http://receive:19291/api/v1/receive", "-remoteWrite.disablePathAppend", "-datasource.url=http://query:10902"} {
+		if !slices.Contains(argv, f) {
+			t.Errorf("vmalert argv %q lacks %s", argv, f)
+		}
+	}
+	runDry(t, "vmalert", argv)
 }
 
 func TestFleetAssertions(t *testing.T) {
