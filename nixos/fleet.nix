@@ -23,7 +23,7 @@
 # nixpkgs' services.vmagent/services.vmalert, whose options changed between
 # releases (vmalert became services.vmalert.instances): the flags that
 # matter here (the buffer's path and cap, the credential) are spelled out
-# once, and nixos/eval_test.go runs Debian's vmagent and vmalert with them.
+# once, and nixos/fleet_test.go runs Debian's vmagent and vmalert with them.
 { config, lib, pkgs, utils, ... }:
 
 let
@@ -119,7 +119,8 @@ let
         else [ "-remoteWrite.url=${toString store.writeUrl}" "-remoteWrite.disablePathAppend" ])
     ++ [ "-remoteRead.url=${toString store.queryUrl}" ]
     ++ optional alertmanagerOn "-notifier.url=http://127.0.0.1:${toString config.services.prometheus.alertmanager.port}"
-    # Without Alertmanager, vmalert still records ALERTS in the store.
+    # Without Alertmanager, vmalert still records ALERTS in the store
+    # (-notifier.blackhole: nixpkgs' vmalert has it, Debian's 1.79 does not).
     ++ optional (!alertmanagerOn) "-notifier.blackhole"
     ++ mon.fleet.vmalertExtraFlags;
 in
