@@ -473,11 +473,13 @@ func TestFleet(t *testing.T) {
 	})
 	roam.scrapes.Fail()
 	served := roam.scrapes.Served()
-	frozenAt := time.Now()
-	window := frozenAt.Sub(served[0]) + 10*time.Second
+	// A fixed window, from before the first scrape to after the last
+	// successful one (later samples are up 0, adding nothing).
+	end := time.Now().Add(time.Second)
+	window := end.Sub(served[0]) + 10*time.Second
 	var got float64
-	eventually(t, 60*time.Second, "every successful scrape of roam-laptop in the store", func() error {
-		v, err := queryAt(store.URL, fmt.Sprintf(`sum_over_time(up{instance="roam-laptop"}[%dms])`, window.Milliseconds()), time.Now())
+	eventually(t, 90*time.Second, "every successful scrape of roam-laptop in the store", func() error {
+		v, err := queryAt(store.URL, fmt.Sprintf(`sum_over_time(up{instance="roam-laptop"}[%dms])`, window.Milliseconds()), end)
 		if err != nil || len(v) != 1 {
 			return fmt.Errorf("%v (%v)", v, err)
 		}
