@@ -21,6 +21,10 @@ package e2e
 //     (the pushed arm).
 //   - gone-laptop: its agent goes away: nothing reaches anyone.
 //
+// And one host is pulled, as the monitoring host of a mixed fleet does it:
+// Debian's Prometheus scrapes it and remote-writes to the store; its
+// exporter dies and ExporterDown pages through the same vmalert.
+//
 // The rules are the repository's, with their `for:` scaled as in the alert
 // e2e and the pushed arm's 2-minute silence window scaled to 10 s (1 s
 // scrapes here, 15 s in production).
@@ -367,9 +371,16 @@ func TestFleet(t *testing.T) {
 	}
 	roam := hosts["roam-laptop"]
 
+	// The pulled host: Prometheus (no rule files: vmalert evaluates) with
+	// remote_write to the store, as nixos/monitoring.nix configures it in
+	// fleet mode.
+	pulled := startExporter(t, "--collector.disable-defaults", "--collector.system")
+	startPrometheus(t, PromConfig{Targets: []string{pulled.Addr},
+		ExtraScrape: fmt.Sprintf("remote_write:\n  - url: %q\n", store.URL+"/api/v1/write")})
+
 	// Every host's data is in the store, with the labels pull gives.
 	storeQ := &Prometheus{URL: store.URL}
-	storeQ.WaitForSeries(t, 60*time.Second, `count(up{job="panther", role="server"} == 1) == 2 and count(up{job="panther", role="workstation"} == 1) == 2`)
+	storeQ.WaitForSeries(t, 60*time.Second, `count(up{job="panther", role="server"} == 1) == 3 and count(up{job="panther", role="workstation"} == 1) == 2`)
 	storeQ.WaitForSeries(t, 30*time.Second, `panther_memory_total_bytes{job="panther", instance="roam-laptop", role="workstation"}`)
 
 	// Watch the whole time: nothing of a workstation reaches anyone, and
@@ -400,7 +411,7 @@ func TestFleet(t *testing.T) {
 				}
 			}
 			for _, ev := range pd.Events() {
-				if ev.Payload != nil && ev.Payload.Source != "down-server" && ev.Payload.Source != "gone-server" {
+				if ev.Payload != nil && ev.Payload.Source != "down-server" && ev.Payload.Source != "gone-server" && ev.Payload.Source != pulled.Addr {
 					violate("PagerDuty got %s %q from %s", ev.EventAction, ev.Payload.Summary, ev.Payload.Source)
 				}
 			}
@@ -423,7 +434,8 @@ func TestFleet(t *testing.T) {
 	hosts["down-server"].exporter.Kill()
 	hosts["gone-server"].agent.Kill()
 	hosts["gone-laptop"].agent.Kill()
-	t.Logf("link of roam-laptop cut; down-server's exporter, gone-server's and gone-laptop's agents killed")
+	pulled.Kill()
+	t.Logf("link of roam-laptop cut; down-server's and the pulled server's exporters, gone-server's and gone-laptop's agents killed")
 
 	// Nothing of roam-laptop arrives while its link is cut, and its agent
 	// buffers; halfway it is restarted (a reboot on the train): what it
@@ -453,9 +465,9 @@ func TestFleet(t *testing.T) {
 	roam.link.Restore()
 	t.Logf("link of roam-laptop restored after %s", restoredAt.Sub(cutAt).Round(time.Millisecond))
 
-	// The two servers page: the pushed up == 0, and the silence.
+	// The three servers page: the pushed up == 0, the silence, the pulled up == 0.
 	vmalertQ := &Prometheus{URL: vmalert.URL}
-	for _, name := range []string{"down-server", "gone-server"} {
+	for _, name := range []string{"down-server", "gone-server", pulled.Addr} {
 		exp := alertExpect{alert: "ExporterDown", instance: name, critical: true,
 			summary: func() string { return "panther-exporter on " + name + " is down" }}
 		exp.awaitFiring(t, vmalertQ, am, pd, chat, 2*time.Minute)
