@@ -52,9 +52,14 @@ fresh-check:
 unit:
 	go test -count=1 ./...
 
-# The end-to-end tests need root and the services .ci/run installs.
+# The end-to-end tests need root and the services .ci/run installs. Most run
+# one at a time; the alert tests, minutes of waiting on Alertmanager's
+# timers, run beside them (e2e/harness_test.go: serial, beside). -parallel
+# gives every test its slot at once, so that they start at the beginning;
+# the serial ones then queue on their own lock, not on a slot.
+E2E_PARALLEL ?= 100
 e2e: build
-	PANTHER_EXPORTER_BIN=$(CURDIR)/$(BIN) go test -count=1 -tags=$(TAGS),e2e -timeout 40m -v ./e2e/... 2>&1 | tee e2e.out | grep -E '^(=== RUN|--- |PASS|FAIL|ok|panic)|_test.go'; exit $${PIPESTATUS[0]}
+	PANTHER_EXPORTER_BIN=$(CURDIR)/$(BIN) go test -count=1 -tags=$(TAGS),e2e -timeout 40m -parallel $(E2E_PARALLEL) -v ./e2e/... 2>&1 | tee e2e.out | grep -E '^(=== RUN|--- |PASS|FAIL|ok|panic)|_test.go'; exit $${PIPESTATUS[0]}
 
 lint: build rules
 	@unformatted=$$(gofmt -l exporter e2e dashboards rules nixos 2>/dev/null); \

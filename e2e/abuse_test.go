@@ -66,6 +66,7 @@ func (h *hangingProc) Release() {
 // collector hangs (so the ten admitted scrapes stay in flight): the rest get
 // 503 at once, nothing crashes, and the exporter serves normally after.
 func TestConcurrentScrapesBeyondLimitGet503(t *testing.T) {
+	serial(t)
 	h := newHangingProc(t)
 	e := startExporter(t, "--collector.disable-defaults", "--collector.system",
 		"--path.procfs="+h.Dir, "--collector.timeout=3s", "--web.max-requests=10")
@@ -152,6 +153,7 @@ func selfSigned(t *testing.T, dir string) (certPath, keyPath string, pool *x509.
 // metrics, a wrong one 401, plain HTTP on the TLS port no metrics; and
 // Debian's Prometheus scrapes it over TLS with the password.
 func TestTLSAndBasicAuth(t *testing.T) {
+	serial(t)
 	dir := t.TempDir()
 	certPath, keyPath, pool := selfSigned(t, dir)
 	hash, err := bcrypt.GenerateFromPassword([]byte("s3cret"), bcrypt.MinCost)

@@ -164,6 +164,7 @@ func closeToPrinted(metric, printed float64) bool {
 }
 
 func TestBootMachines(t *testing.T) {
+	serial(t)
 	requireRoot(t)
 	bus := startDBus(t)
 	for _, seed := range []fakesystemd.Seed{fakesystemd.Laptop(), fakesystemd.Server(), fakesystemd.Container(),
@@ -392,6 +393,7 @@ func compareWithSystemdAnalyze(t *testing.T, bus *DBus, seed fakesystemd.Seed, f
 // stages appear; after that the Manager is not asked again (read once per
 // boot), and the unit list at most once per refresh interval.
 func TestBootFinishesWhileWatched(t *testing.T) {
+	serial(t)
 	requireRoot(t)
 	bus := startDBus(t)
 	fake := startFakeSystemd(t, bus, fakesystemd.Booting())
@@ -482,6 +484,7 @@ func fdCount(t testing.TB, pid int) int {
 // D-Bus absent, then killed and restarted again and again: the collector
 // fails, reconnects, and leaks neither file descriptors nor goroutines.
 func TestBootDBusRestart(t *testing.T) {
+	serial(t)
 	requireRoot(t)
 	bus := startDBus(t)
 	bus.Kill() // absent at start

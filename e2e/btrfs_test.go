@@ -414,6 +414,7 @@ func compareAll(t testing.TB, e *Exporter, ne *NodeExporter, fs *Btrfs) error {
 // says what btrfs-progs and node_exporter say; then corrupts one copy of a
 // file with dd, scrubs again and checks the errors; then unmounts it.
 func TestBtrfs(t *testing.T) {
+	serial(t)
 	fs := newBtrfs(t)
 	fs.Subvolume("data")
 	fs.Subvolume("home")
@@ -520,6 +521,7 @@ func TestBtrfs(t *testing.T) {
 // says it runs while `btrfs scrub status` says running, cancels it and
 // checks both say it was cancelled (progs: "aborted").
 func TestBtrfsScrubRunningAndCancelled(t *testing.T) {
+	serial(t)
 	fs := newBtrfs(t)
 	fs.Subvolume("data")
 	fs.WriteFile("data/file", 32<<20)
@@ -570,6 +572,7 @@ func TestBtrfsScrubRunningAndCancelled(t *testing.T) {
 // panther_btrfs_subvolume_scan_success is 0, everything else is there and
 // the collector succeeds.
 func TestBtrfsWithoutCapSysAdmin(t *testing.T) {
+	serial(t)
 	setpriv := requireTool(t, "setpriv")
 	fs := newBtrfs(t)
 	fs.Subvolume("data")
@@ -660,6 +663,7 @@ func copyBtrfsSysfs(t testing.TB, uuid string, skip func(rel string) bool) strin
 // BTRFS_IOC_GET_DEV_STATS, still equal `btrfs device stats` after a
 // corruption was found.
 func TestBtrfsDeviceErrorsByIoctl(t *testing.T) {
+	serial(t)
 	fs := newBtrfs(t)
 	fs.Subvolume("data")
 	fs.WriteFile("data/file", 4<<20)
@@ -695,6 +699,7 @@ func TestBtrfsDeviceErrorsByIoctl(t *testing.T) {
 // use (Populate, CorruptAndScrub) and checks the exporter shows the fault
 // as btrfs-progs does.
 func TestBtrfsCorruptedFault(t *testing.T) {
+	serial(t)
 	fs := newBtrfs(t)
 	fs.Populate(3)
 	fs.CorruptAndScrub()

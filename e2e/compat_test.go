@@ -68,6 +68,7 @@ func seriesKey(m model.Metric) string {
 }
 
 func TestNodeExporterCompatRules(t *testing.T) {
+	serial(t)
 	requireRoot(t) // the tmpfs both exporters statfs
 	nodeBin := requireTool(t, "prometheus-node-exporter")
 	requireTool(t, "mount")

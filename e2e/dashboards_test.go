@@ -230,6 +230,7 @@ func promRegexp(s string) string {
 // filesystem, unit or container, and after it they do. A panel the stack
 // cannot feed is a failure too.
 func TestDashboardsShowData(t *testing.T) {
+	serial(t)
 	requireRoot(t)
 	s := &dashStack{
 		args:       []string{"--collector.disable-defaults", "--collector.system"},

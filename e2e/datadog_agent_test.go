@@ -21,6 +21,7 @@ import (
 // group datadog, RuntimeDirectoryMode), its socket is made 0722 as the
 // Agent makes it, then the module's own ExecStartPost script narrows it.
 func TestDatadogAgentSocket(t *testing.T) {
+	serial(t)
 	requireRoot(t)
 	setpriv := requireTool(t, "setpriv")
 	statsd := requireTool(t, "statsd_exporter")

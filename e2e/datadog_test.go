@@ -47,6 +47,7 @@ var stableGauges = []string{"panther_cpus", "panther_memory_total_bytes", "panth
 	"panther_boot_timestamp_seconds", "panther_filesystem_size_bytes", "panther_exporter_build_info"}
 
 func TestDatadogSink(t *testing.T) {
+	serial(t)
 	for _, mode := range []string{"udp", "unixgram"} {
 		t.Run(mode, func(t *testing.T) { testDatadogSink(t, mode) })
 	}
@@ -192,6 +193,7 @@ func testDatadogSink(t *testing.T, mode string) {
 // the job's file says it grew by, a reset sends nothing, and the job of the
 // textfile e2e (StartTextfileJob) arrives whole.
 func TestTextfileReachesDatadog(t *testing.T) {
+	serial(t)
 	dir := t.TempDir()
 	r := startStatsdReceiver(t, "udp")
 	e := startExporter(t, "--collector.disable-defaults", "--collector.textfile", "--collector.textfile.directory="+dir,

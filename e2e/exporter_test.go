@@ -30,6 +30,7 @@ var contractSystem = []string{
 }
 
 func TestExporterServesCleanMetrics(t *testing.T) {
+	serial(t)
 	promtool := requireTool(t, "promtool")
 	e := startExporter(t, "--collector.disable-defaults", "--collector.system")
 	body, err := e.Get("/metrics")
@@ -57,6 +58,7 @@ func TestExporterServesCleanMetrics(t *testing.T) {
 }
 
 func TestPrometheusScrapesExporter(t *testing.T) {
+	serial(t)
 	e := startExporter(t, "--collector.disable-defaults", "--collector.system")
 	p := startPrometheus(t, PromConfig{Targets: []string{e.Addr}})
 	v := p.WaitForSeries(t, 60*time.Second, `up{job="panther"} == 1`)
@@ -82,6 +84,7 @@ func numCPU(t *testing.T) int {
 }
 
 func TestCollectFilters(t *testing.T) {
+	serial(t)
 	e := startExporter(t, "--collector.disable-defaults", "--collector.system")
 	body, err := e.Get("/metrics?exclude[]=system")
 	if err != nil {
@@ -103,6 +106,7 @@ func TestCollectFilters(t *testing.T) {
 }
 
 func TestLandingPageShowsCollectorState(t *testing.T) {
+	serial(t)
 	e := startExporter(t, "--collector.disable-defaults", "--collector.system")
 	e.Get("/metrics")
 	page, err := e.Get("/")
@@ -116,6 +120,7 @@ func TestLandingPageShowsCollectorState(t *testing.T) {
 
 // Bad start-up input ends the process with one clear line naming the culprit.
 func TestBadStartupInput(t *testing.T) {
+	serial(t)
 	bin := binary(t)
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -161,6 +166,7 @@ func TestBadStartupInput(t *testing.T) {
 
 // SIGTERM: the exporter stops serving, logs its shutdown and exits 0.
 func TestGracefulShutdown(t *testing.T) {
+	serial(t)
 	e := startExporter(t, "--collector.disable-defaults", "--collector.system")
 	if err := e.Cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)

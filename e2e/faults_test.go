@@ -58,6 +58,7 @@ func timedScrape(t testing.TB, e *Exporter, limit time.Duration) Families {
 // no goroutine or file descriptor piles up, and it recovers by itself once
 // the read returns.
 func TestHungCollectorFor100Scrapes(t *testing.T) {
+	serial(t)
 	const timeout = 500 * time.Millisecond
 	const margin = time.Second
 	h := newHangingProc(t)
@@ -175,6 +176,7 @@ func (w *scrapeWatch) Stop() {
 // failing part is marked failed and recovers by itself, and no goroutine
 // or file descriptor leaks.
 func TestFaultsWhileScraped(t *testing.T) {
+	serial(t)
 	requireRoot(t)
 	const timeout = 3 * time.Second
 	const margin = 2 * time.Second

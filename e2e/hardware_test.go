@@ -86,6 +86,7 @@ func value(t *testing.T, f Families, name string) float64 {
 // after a real TCP exchange, /proc/net/netstat after real accept-queue
 // overflows, /proc/sys/fs/file-nr.
 func TestKernelLimitsReal(t *testing.T) {
+	serial(t)
 	n := newNetns(t)
 	conntrack := requireTool(t, "conntrack")
 	// Loaded as a module, or built in (then modprobe finds no module file).
@@ -190,6 +191,7 @@ var adjtimexField = regexp.MustCompile(`(?m)^\s*(status|offset|maxerror|esterror
 // TestTimexReal compares the timex collector with the adjtimex tool's
 // reading of the same kernel state (Debian's adjtimex, its own C call).
 func TestTimexReal(t *testing.T) {
+	serial(t)
 	adjtimex := requireTool(t, "adjtimex")
 	e := startExporter(t, "--collector.disable-defaults", "--collector.timex")
 	f := e.Scrape(t)
@@ -228,6 +230,7 @@ func TestTimexReal(t *testing.T) {
 // virtio disk, loop devices): each is a clear error naming the device, the
 // scrape goes on, and nothing is invented.
 func TestDiskHealthNoSMART(t *testing.T) {
+	serial(t)
 	requireRoot(t)
 	smartctl := requireTool(t, "smartctl")
 	entries, err := os.ReadDir("/sys/block")

@@ -104,6 +104,38 @@ func eventually(t testing.TB, timeout time.Duration, what string, fn func() erro
 	}
 }
 
+// Most e2e tests run one at a time, as a plain sequential `go test` runs
+// them: they share the machine's loop devices, Podman and dbus setups and
+// its two cores, and some compare the exporter against the host at one
+// moment. The few that spend minutes waiting on Alertmanager's timers, on
+// parts of their own, run beside them. Every test starts with serial(t) or
+// beside(t) (TestEveryTestChoosesSerialOrBeside checks it). Both call
+// t.Parallel, because go test runs a test that does not before every
+// parallel one, alone; serialMu then queues the serial ones, and `make e2e`
+// passes -parallel high enough that each test has its slot at once (with a
+// lower -parallel the run is the same, only less overlapped).
+var serialMu sync.Mutex
+
+// serial makes t run while no other serial test runs. Its reported
+// duration includes the wait for its turn, which it logs.
+func serial(t *testing.T) {
+	t.Parallel()
+	start := time.Now()
+	serialMu.Lock()
+	// Registered first, so it runs last: after everything the test
+	// started has been stopped and removed.
+	t.Cleanup(serialMu.Unlock)
+	if w := time.Since(start); w >= time.Second {
+		t.Logf("waited %s for the serial tests before it", w.Round(time.Second))
+	}
+}
+
+// beside makes t run beside the serial tests. Only for a test that mostly
+// waits and uses only parts of its own (random ports, temp dirs, loop
+// devices it sets up, Podman services on their own roots, a private
+// dbus-daemon), and whose checks hold while other tests load the machine.
+func beside(t *testing.T) { t.Parallel() }
+
 // Process is a program started for a test; it is stopped at cleanup.
 type Process struct {
 	Cmd  *exec.Cmd

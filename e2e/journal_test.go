@@ -93,6 +93,7 @@ func expectJournalCounts(t *testing.T, e *Exporter, rounds float64) {
 // entries keep coming neither loses nor counts any twice; the
 // KernelIOErrors alert fires in a real Prometheus.
 func TestJournalCollector(t *testing.T) {
+	serial(t)
 	requireRoot(t)
 	j := newJournal(t, "nas")
 	state := filepath.Join(t.TempDir(), "journal.state")
@@ -144,7 +145,7 @@ func TestJournalCollector(t *testing.T) {
 	time.Sleep(2 * time.Second) // let one periodic save (every 1s) happen: not a wait for a condition
 	writeKernelLines(j)         // possibly counted after the last save: replayed after the kill
 	expectJournalCounts(t, e.Exporter, 4)
-	e.Kill() // SIGKILL: no last save
+	e.Kill(t) // SIGKILL: no last save
 	writeKernelLines(j)
 	e.Start(t)
 	expectJournalCounts(t, e.Exporter, 5)
@@ -191,6 +192,7 @@ func journalOutage(t *testing.T) time.Duration {
 // HTTP; with VictoriaLogs down for a while and entries written all along,
 // every entry arrives once it is back.
 func TestJournalShipping(t *testing.T) {
+	serial(t)
 	requireRoot(t)
 	j := newJournal(t, "nas-e2e")
 	v := startVictoriaLogs(t)

@@ -15,6 +15,7 @@ import (
 // exporter by Prometheus; the expected figures come from find, stat, cat and
 // a readlink run inside the root.
 func TestNixCollector(t *testing.T) {
+	serial(t)
 	requireRoot(t)
 	requireTool(t, "chroot")
 	r := newNixRoot(t, 100_000)
@@ -84,6 +85,7 @@ func TestNixCollector(t *testing.T) {
 // A host without Nix exports no nix metrics, is no failure, and says so
 // once at debug level.
 func TestNixCollectorNotNixOS(t *testing.T) {
+	serial(t)
 	root := t.TempDir()
 	e := startExporter(t, "--collector.disable-defaults", "--collector.nix", "--path.rootfs="+root)
 	for range 3 {

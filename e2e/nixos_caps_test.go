@@ -25,6 +25,7 @@ import (
 // snapshot and a finished scrub, everything must be exported; without any
 // one of the capabilities something must break, so each is needed.
 func TestServiceCapabilities(t *testing.T) {
+	serial(t)
 	requireRoot(t)
 	setpriv := requireTool(t, "setpriv")
 	// The sandbox with Btrfs subvolume metrics and scrub status on (the
@@ -193,6 +194,7 @@ func syscallFilter(t *testing.T, filter []string) map[string]bool {
 // made after the exporter's execve (where systemd installs the filter) and
 // every socket family must be allowed by hardening.nix.
 func TestServiceSandboxFullStack(t *testing.T) {
+	serial(t)
 	requireRoot(t)
 	setpriv := requireTool(t, "setpriv")
 	strace := requireTool(t, "strace")

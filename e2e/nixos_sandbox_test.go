@@ -141,6 +141,7 @@ func startSandboxedExporter(t *testing.T, r *sandboxRunner) (*Exporter, Families
 // same filter without the adjtimex allowance (what ProtectClock= and a
 // filter without @clock do) makes the clock read fail.
 func TestSandboxRealFilter(t *testing.T) {
+	serial(t)
 	adjtimex := requireTool(t, "adjtimex")
 	h := hardeningNix(t)
 

@@ -286,6 +286,7 @@ func compareEvents(t *testing.T, e *Exporter, s *PodmanService, since time.Time,
 }
 
 func TestPodmanCollector(t *testing.T) {
+	serial(t)
 	a := startPodmanService(t, "alpha")
 	b := startPodmanService(t, "beta")
 	podmanImage(t, a)
@@ -436,6 +437,7 @@ func TestPodmanCollector(t *testing.T) {
 // TestPodmanRootless: --collector.podman.rootless finds a user's rootless
 // service under /run/user/<uid> and names its socket after the user.
 func TestPodmanRootless(t *testing.T) {
+	serial(t)
 	r := startRootlessPodman(t, "panther-rootless")
 	if _, err := r.Podman("run", "-d", "--network", "none", "--name", "rl-sleeper", PodmanImage, "sleep", "1000000"); err != nil {
 		t.Fatal(err)

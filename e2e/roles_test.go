@@ -52,6 +52,7 @@ func longestFor(t *testing.T) time.Duration {
 }
 
 func TestAlertRolesEndToEnd(t *testing.T) {
+	beside(t)
 	requireRoot(t)
 	requireTool(t, "promtool")
 
@@ -119,8 +120,8 @@ func TestAlertRolesEndToEnd(t *testing.T) {
 	// `for:`, nothing but the server's ExporterDown may exist anywhere.
 	watch := longestFor(t) + 30*time.Second
 	t.Logf("watching for %s (longest scaled for: %s)", watch, longestFor(t))
-	workstation.Kill()
-	server.Kill()
+	workstation.Kill(t)
+	server.Kill(t)
 	start := time.Now()
 	var mu sync.Mutex
 	var violations []string

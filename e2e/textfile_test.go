@@ -16,6 +16,7 @@ import (
 // second: its values arrive, every scrape sees a whole file, and a garbled
 // file next to it is reported without disturbing it.
 func TestTextfileJobReachesPrometheus(t *testing.T) {
+	serial(t)
 	dir := t.TempDir()
 	e := startExporter(t, "--collector.disable-defaults", "--collector.textfile", "--collector.textfile.directory="+dir)
 	job := StartTextfileJob(t, dir, "backup", 100*time.Millisecond)
@@ -64,6 +65,7 @@ func TestTextfileJobReachesPrometheus(t *testing.T) {
 // A file older than the job allows makes TextfileStale pending in
 // Prometheus, with the rule file of rules/prometheus.
 func TestTextfileStaleAlert(t *testing.T) {
+	serial(t)
 	dir := t.TempDir()
 	rules, err := filepath.Abs("../rules/prometheus/textfile.rules.yml")
 	if err != nil {
@@ -97,6 +99,7 @@ func TestTextfileStaleAlert(t *testing.T) {
 
 // Giving a directory alone turns the collector on.
 func TestTextfileDirectoryEnables(t *testing.T) {
+	serial(t)
 	dir := t.TempDir()
 	f := WriteTextfile(t, dir, "deploy.prom", "deploy_generation 41\n")
 	for _, args := range [][]string{
@@ -133,6 +136,7 @@ func TestTextfileDirectoryEnables(t *testing.T) {
 // good files exported; each bad file is refused and logged once by name;
 // the marker is nowhere in the log, the landing page or /metrics.
 func TestTextfileBadFiles(t *testing.T) {
+	serial(t)
 	requireRoot(t)
 	const marker = "Kq7wSeCrEtZ9x" // inputerrtest.Marker
 	dir, outside := t.TempDir(), t.TempDir()
