@@ -53,8 +53,9 @@ unit:
 	go test -count=1 ./...
 
 # The end-to-end tests need root and the services .ci/run installs. Most run
-# one at a time; the alert tests, minutes of waiting on Alertmanager's
-# timers, run beside them (e2e/harness_test.go: serial, beside). -parallel
+# one at a time; those that mostly wait (the alert tests: minutes on
+# Alertmanager's timers) run beside them (e2e/harness_test.go: serial,
+# beside). -parallel
 # gives every test its slot at once, so that they start at the beginning;
 # the serial ones then queue on their own lock, not on a slot.
 E2E_PARALLEL ?= 100

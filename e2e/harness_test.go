@@ -107,8 +107,9 @@ func eventually(t testing.TB, timeout time.Duration, what string, fn func() erro
 // Most e2e tests run one at a time, as a plain sequential `go test` runs
 // them: they share the machine's loop devices, Podman and dbus setups and
 // its two cores, and some compare the exporter against the host at one
-// moment. The few that spend minutes waiting on Alertmanager's timers, on
-// parts of their own, run beside them. Every test starts with serial(t) or
+// moment. The few that spend their time waiting (on Alertmanager's timers,
+// a hung read, a log store's outage) with parts of their own run beside
+// them. Every test starts with serial(t) or
 // beside(t) (TestEveryTestChoosesSerialOrBeside checks it). Both call
 // t.Parallel, because go test runs a test that does not before every
 // parallel one, alone; serialMu then queues the serial ones, and `make e2e`

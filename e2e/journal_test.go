@@ -192,7 +192,7 @@ func journalOutage(t *testing.T) time.Duration {
 // HTTP; with VictoriaLogs down for a while and entries written all along,
 // every entry arrives once it is back.
 func TestJournalShipping(t *testing.T) {
-	serial(t)
+	beside(t) // mostly waits out a VictoriaLogs outage, with parts of its own
 	requireRoot(t)
 	j := newJournal(t, "nas-e2e")
 	v := startVictoriaLogs(t)
