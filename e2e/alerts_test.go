@@ -22,13 +22,11 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"net/netip"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -473,59 +471,30 @@ func startAlertPrometheus(t *testing.T, job string, targets []alertTarget, rules
 // be killed and started again where Prometheus scrapes it.
 type restartableExporter struct {
 	*Exporter
-	args []string
-	hold int // a socket bound to Addr, not listening, while killed; else -1
+	args    []string
+	release func() // of the port held while it is killed
 }
 
 func startRestartableExporter(t *testing.T, args ...string) *restartableExporter {
 	e := startExporter(t, args...)
-	r := &restartableExporter{Exporter: e, args: args, hold: -1}
-	t.Cleanup(r.release)
-	return r
+	return &restartableExporter{Exporter: e, args: args}
 }
 
-// Kill kills it and keeps its port bound until Start: a scrape is refused
-// as by a host whose exporter is down, and a test running beside this one
-// cannot be given the port by freePort (the kernel does not hand out a
-// bound port) and be scraped as this host.
+// Kill kills it and holds its port until Start (holdPort): a host whose
+// exporter is down, whose address no other exporter takes meanwhile.
 func (r *restartableExporter) Kill(t *testing.T) {
 	t.Helper()
 	r.Exporter.Kill()
-	ap, err := netip.ParseAddrPort(r.Addr)
-	if err != nil || !ap.Addr().Is4() {
-		t.Fatalf("exporter address %q: not IPv4 host:port: %v", r.Addr, err)
-	}
-	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
-	if err == nil {
-		// As the exporter's own listener: its closed connections' TIME_WAIT
-		// must not stop the bind.
-		err = syscall.SetsockoptInt(fd, syscall.SOL_SOCKET, syscall.SO_REUSEADDR, 1)
-		if err == nil {
-			err = syscall.Bind(fd, &syscall.SockaddrInet4{Port: int(ap.Port()), Addr: ap.Addr().As4()})
-		}
-		if err != nil {
-			syscall.Close(fd)
-		}
-	}
-	if err != nil {
-		// Only the protection against a reused port is lost; the exporter is down.
-		t.Logf("cannot hold %s while its exporter is down: %v", r.Addr, err)
-		return
-	}
-	r.hold = fd
-}
-
-func (r *restartableExporter) release() {
-	if r.hold >= 0 {
-		syscall.Close(r.hold)
-		r.hold = -1
-	}
+	r.release = holdPort(t, r.Addr)
 }
 
 // Start starts it again on its address, as a process of test t.
 func (r *restartableExporter) Start(t *testing.T) {
 	t.Helper()
-	r.release()
+	if r.release != nil {
+		r.release()
+		r.release = nil
+	}
 	all := append([]string{"--web.listen-address=" + r.Addr, "--log.level=debug"}, r.args...)
 	r.Exporter.Process = startProcess(t, nil, binary(t), all...)
 	eventually(t, 20*time.Second, "exporter answers again on "+r.Addr, func() error {

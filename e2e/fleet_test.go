@@ -300,6 +300,7 @@ type pushedHost struct {
 }
 
 func TestFleet(t *testing.T) {
+	beside(t) // mostly waits (an outage, the pages), with parts of its own
 	requireRoot(t)
 	started := time.Now()
 
@@ -431,10 +432,10 @@ func TestFleet(t *testing.T) {
 	// The faults, all at once.
 	cutAt := time.Now()
 	roam.link.Cut()
-	hosts["down-server"].exporter.Kill()
+	hosts["down-server"].exporter.KillHoldingPort(t)
 	hosts["gone-server"].agent.Kill()
 	hosts["gone-laptop"].agent.Kill()
-	pulled.Kill()
+	pulled.KillHoldingPort(t)
 	t.Logf("link of roam-laptop cut; down-server's and the pulled server's exporters, gone-server's and gone-laptop's agents killed")
 
 	// Nothing of roam-laptop arrives while its link is cut, and its agent

@@ -14,6 +14,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"os"
 	"os/exec"
@@ -241,6 +242,48 @@ func startExporter(t testing.TB, args ...string) *Exporter {
 		return err
 	})
 	return e
+}
+
+// KillHoldingPort kills the exporter and holds its port (holdPort) until
+// the test ends: a host whose exporter is down.
+func (e *Exporter) KillHoldingPort(t testing.TB) {
+	t.Helper()
+	e.Kill()
+	holdPort(t, e.Addr)
+}
+
+// holdPort binds addr (IPv4 host:port) without listening, until release
+// is called or the test ends. A connection to it is refused, as to a host
+// whose exporter is down, and freePort, here or in a test running beside
+// this one, is never handed the port (the kernel does not give out a
+// bound port): no other exporter gets scraped in its place.
+func holdPort(t testing.TB, addr string) (release func()) {
+	t.Helper()
+	ap, err := netip.ParseAddrPort(addr)
+	if err != nil || !ap.Addr().Is4() {
+		t.Fatalf("hold %q: not an IPv4 host:port: %v", addr, err)
+	}
+	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+	if err == nil {
+		// As the exporter's own listener does: the TIME_WAIT of its closed
+		// connections must not stop the bind.
+		err = syscall.SetsockoptInt(fd, syscall.SOL_SOCKET, syscall.SO_REUSEADDR, 1)
+		if err == nil {
+			err = syscall.Bind(fd, &syscall.SockaddrInet4{Port: int(ap.Port()), Addr: ap.Addr().As4()})
+		}
+		if err != nil {
+			syscall.Close(fd)
+		}
+	}
+	if err != nil {
+		// Only the guard against a reused port is lost.
+		t.Logf("cannot hold %s: %v", addr, err)
+		return func() {}
+	}
+	var once sync.Once
+	release = func() { once.Do(func() { syscall.Close(fd) }) }
+	t.Cleanup(release)
+	return release
 }
 
 // Get fetches a path of the exporter and returns the body of a 200 answer.

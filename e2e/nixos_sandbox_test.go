@@ -230,6 +230,7 @@ func minimalSandboxRunner(t *testing.T) *sandboxRunner {
 // opens its files inside the user namespace; the Btrfs parts that need
 // privileges are off by flag and nothing asks the kernel for them.
 func TestSandboxMinimal(t *testing.T) {
+	serial(t)
 	r := minimalSandboxRunner(t)
 	const gid = 4243
 	r.groups = fmt.Sprint(gid)
@@ -359,6 +360,7 @@ func TestSandboxMinimal(t *testing.T) {
 // systemd-journal reads /var/log/journal; the cursor is kept in a directory
 // of the service's own user, as StateDirectory= gives it.
 func TestSandboxJournal(t *testing.T) {
+	serial(t)
 	r := minimalSandboxRunner(t)
 	journalctl := requireTool(t, "journalctl")
 	const gid = 4244 // stands in for systemd-journal
