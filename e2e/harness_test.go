@@ -109,8 +109,7 @@ func eventually(t testing.TB, timeout time.Duration, what string, fn func() erro
 // them: they share the machine's loop devices, Podman and dbus setups and
 // its two cores, and some compare the exporter against the host at one
 // moment. The few that spend their time waiting (on Alertmanager's timers,
-// a hung read, a log store's outage) with parts of their own run beside
-// them. Every test starts with serial(t) or
+// an outage, a hung read) with parts of their own run beside them. Every test starts with serial(t) or
 // beside(t) (TestEveryTestChoosesSerialOrBeside checks it). Both call
 // t.Parallel, because go test runs a test that does not before every
 // parallel one, alone; serialMu then queues the serial ones, and `make e2e`
