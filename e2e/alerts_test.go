@@ -326,6 +326,22 @@ type Alertmanager struct {
 // startAlertmanager runs prometheus-alertmanager with the example
 // configuration, changed only in its secret files (the PagerDuty routing
 // key, the chat webhook's URL) and the PagerDuty URL.
+// startPagingPath starts the receivers of both notifiers and a real
+// Alertmanager with the repository's routing: the fake PagerDuty (its
+// routing key read from a file, as OpNix/agenix deliver it) and the fake
+// chat of the warnings notifier.
+func startPagingPath(t *testing.T) (*FakePagerDuty, *FakeChat, *Alertmanager) {
+	t.Helper()
+	const routingKey = "e2e0panther0routing0key000000032"
+	keyFile := filepath.Join(t.TempDir(), "pagerduty-routing-key")
+	if err := os.WriteFile(keyFile, []byte(routingKey+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	pd := startFakePagerDuty(t, routingKey)
+	chat := startFakeChat(t)
+	return pd, chat, startAlertmanager(t, pd, keyFile, chat)
+}
+
 func startAlertmanager(t *testing.T, pd *FakePagerDuty, keyFile string, chat *FakeChat) *Alertmanager {
 	t.Helper()
 	bin := requireTool(t, "prometheus-alertmanager")
@@ -557,14 +573,7 @@ func TestAlertsEndToEnd(t *testing.T) {
 	targets := []string{down.Addr, collectorX.Addr, rebootX.Addr, btrfsX.Addr, crashX.Addr, stopX.Addr, bootX.Addr}
 
 	// The paging path.
-	const routingKey = "e2e0panther0routing0key000000032"
-	keyFile := filepath.Join(t.TempDir(), "pagerduty-routing-key")
-	if err := os.WriteFile(keyFile, []byte(routingKey+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	pd := startFakePagerDuty(t, routingKey)
-	chat := startFakeChat(t)
-	am := startAlertmanager(t, pd, keyFile, chat)
+	pd, chat, am := startPagingPath(t)
 	prom := startAlertPrometheus(t, "panther", servers(targets...), scaledRules(t, t.TempDir()), am, fs.UUID)
 
 	// Healthy: every exporter scraped with data, every rule loaded, and

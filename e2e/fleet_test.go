@@ -310,14 +310,7 @@ func TestFleet(t *testing.T) {
 		// scaled `for:` would mean nothing otherwise.
 		"-search.latencyOffset=1s")
 
-	const routingKey = "e2e0panther0routing0key000000032"
-	keyFile := filepath.Join(t.TempDir(), "pagerduty-routing-key")
-	if err := os.WriteFile(keyFile, []byte(routingKey+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	pd := startFakePagerDuty(t, routingKey)
-	chat := startFakeChat(t)
-	am := startAlertmanager(t, pd, keyFile, chat)
+	pd, chat, am := startPagingPath(t)
 
 	// vmalert with the repository's rule files, notifying the example
 	// Alertmanager; alert state is written to and restored from the store,

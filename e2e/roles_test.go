@@ -79,14 +79,7 @@ func TestAlertRolesEndToEnd(t *testing.T) {
 	workstation := startRestartableExporter(t, "--collector.disable-defaults", "--collector.system")
 	server := startRestartableExporter(t, "--collector.disable-defaults", "--collector.system")
 
-	const routingKey = "e2e0panther0routing0key000000032"
-	keyFile := filepath.Join(t.TempDir(), "pagerduty-routing-key")
-	if err := os.WriteFile(keyFile, []byte(routingKey+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	pd := startFakePagerDuty(t, routingKey)
-	chat := startFakeChat(t)
-	am := startAlertmanager(t, pd, keyFile, chat)
+	pd, chat, am := startPagingPath(t)
 	// Not under test, and dropped at scrape time: other tests' filesystems
 	// on this shared machine (every Btrfs; mounts under /tmp), the series
 	// that follow this machine's load (CPU, PSI, disk busy time), which the
