@@ -157,6 +157,17 @@ func BenchmarkGetppid(b *testing.B) {
 	}
 }
 
+// BenchmarkGetppidParallel is the same call from every core at once: its
+// ns/op against BenchmarkGetppid's tells whether system calls on this
+// machine scale with the cores (the readers of Update count on it).
+func BenchmarkGetppidParallel(b *testing.B) {
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			syscall.Getppid()
+		}
+	})
+}
+
 // BenchmarkFloorPreadOne is one pread at offset 0 of a file kept open: a
 // regular file of the fixture (what the benchmarks above read) against real
 // cgroup v2 files, which the kernel generates on each read (needs root to
