@@ -150,3 +150,31 @@ bench_cleanup() {
   done
   rm -rf "$DIR"
 }
+
+# fixture_host ROLE DEST: one host's fixture tree under DEST (proc, sys,
+# root), laid out as exporter/cmd/panther-exporter's TestFixtureHostGolden
+# does (system, btrfs, nix, units), plus the limits collector's proc files
+# and the hwmon sysfs of a server, or of an Intel laptop with its battery
+# (power) for a workstation. Copied (cp -a): the nix collector resolves the
+# store's links within the root.
+fixture_host() {
+  local role=$1 d=$2 c=exporter/collector
+  mkdir -p "$d/proc" "$d/sys" "$d/root"
+  cp -a $c/system/testdata/proc "$d/proc/"
+  cp -a $c/limits/testdata/server/proc/. "$d/proc/proc/"
+  cp -a $c/units/testdata/nixos/proc/vmstat "$d/proc/proc/"
+  cp -a $c/btrfs/testdata/sys/fs $c/units/testdata/nixos/sys/fs "$d/sys/"
+  if [ "$role" = workstation ]; then
+    cp -a $c/hwmon/testdata/intel-laptop/sys/. $c/power/testdata/intel-laptop/sys/. "$d/sys/"
+  else
+    cp -a $c/hwmon/testdata/server/sys/. "$d/sys/"
+  fi
+  cp -a $c/btrfs/testdata/root/var $c/nix/testdata/agree/nix $c/nix/testdata/agree/run "$d/root/"
+}
+
+# fixture_exporter_args DEST: the exporter's flags for a fixture host:
+# its trees, and the collectors that need a live service (boot: a systemd
+# bus; podman: a socket) turned off, so every collector left succeeds.
+fixture_exporter_args() {
+  echo "--path.procfs=$1/proc/proc --path.sysfs=$1/sys --path.rootfs=$1/root --no-collector.boot --no-collector.podman --collector.nix.gc-state-file= --log.level=warn"
+}
