@@ -2,11 +2,13 @@
 bash cannot do well: reading Prometheus text metrics, counting raw samples
 in VictoriaMetrics, watching vmalert's alerts, timing queries.
 
-    fleet.py metric URL NAME            sum of NAME's samples at URL (/metrics)
+    fleet.py metric URL NAME [MATCH]    sum of NAME's samples at URL (/metrics),
+                                        only those whose labels hold MATCH
+    fleet.py by URL NAME LABEL          NAME's samples summed by LABEL, as JSON
     fleet.py watch URL OUT              append vmalert's active alerts to OUT every 15s
     fleet.py count VM HOST END_MS SCRAPES SAMPLES INTERVAL CUT_MS RESTORE_MS
     fleet.py alerts OUT CUT RESTORE     summarise OUT by alert and host, per phase
-    fleet.py queries VM FILE N START END STEP   time each query of FILE N times
+    fleet.py queries VM FILE N TIME     time each query of FILE N times
 """
 import json
 import math
@@ -22,16 +24,28 @@ def get(url, timeout=60):
         return r.read().decode()
 
 
-def metric(url, name):
-    """Sum of the samples of NAME (any labels) in the text at URL."""
-    total = 0.0
+def samples(url, name):
+    """(labels text, value) of each sample of NAME in the text at URL."""
     for line in get(url).splitlines():
         if line.startswith("#"):
             continue
         key, _, value = line.rpartition(" ")
         if key.split("{")[0] == name:
-            total += float(value)
-    return total
+            yield key[len(name):], float(value)
+
+
+def metric(url, name, match=""):
+    """Sum of the samples of NAME whose labels hold MATCH."""
+    return sum(v for k, v in samples(url, name) if match in k)
+
+
+def by(url, name, label):
+    """NAME's samples summed by the value of LABEL."""
+    out = {}
+    for k, v in samples(url, name):
+        key = k.split(label + '="', 1)[1].split('"', 1)[0] if label + '="' in k else ""
+        out[key] = out.get(key, 0) + v
+    return out
 
 
 def watch(url, out):
@@ -124,28 +138,39 @@ def alerts(out, cut, restore):
     return rows
 
 
-def queries(vm, path, n, start, end, step):
-    """Each PromQL of PATH (one a line, title<TAB>expr) against
-    /api/v1/query_range N times; p50/p99 latency in ms, series returned."""
+def queries(vm, path, n, at):
+    """Each query of PATH (one a line: title TAB kind TAB query; kind
+    "instant" for /api/v1/query at AT, "range:START:STEP" for
+    /api/v1/query_range from START to AT, "label:NAME" for the values of the
+    label NAME of the series matching the query) run N times in turn;
+    latency p50/p99 in ms and what the last answer held."""
     rows = []
     for line in open(path):
-        title, expr = line.rstrip("\n").split("\t", 1)
-        q = urllib.parse.urlencode({"query": expr, "start": start, "end": end, "step": step, "nocache": "1"})
+        title, kind, expr = line.rstrip("\n").split("\t", 2)
+        if kind == "instant":
+            url = vm + "/api/v1/query?" + urllib.parse.urlencode({"query": expr, "time": at, "nocache": "1"})
+        elif kind.startswith("range:"):
+            _, start, step = kind.split(":")
+            url = vm + "/api/v1/query_range?" + urllib.parse.urlencode(
+                {"query": expr, "start": start, "end": at, "step": step, "nocache": "1"})
+        else:
+            url = vm + "/api/v1/label/%s/values?" % kind.split(":")[1] + urllib.parse.urlencode({"match[]": expr})
         lat = []
-        nseries = 0
+        size = 0
         err = ""
         for _ in range(n):
             t0 = time.perf_counter()
             try:
-                body = json.loads(get(vm + "/api/v1/query_range?" + q, timeout=120))
-                nseries = len(body["data"]["result"])
+                body = json.loads(get(url, timeout=120))
+                d = body["data"]
+                size = len(d["result"]) if isinstance(d, dict) else len(d)
             except Exception as e:
                 err = str(e)[:80]
             lat.append((time.perf_counter() - t0) * 1000)
         lat.sort()
-        rows.append({"title": title, "p50_ms": statistics.median(lat),
+        rows.append({"title": title, "kind": kind.split(":")[0], "p50_ms": statistics.median(lat),
                      "p99_ms": lat[min(len(lat) - 1, math.ceil(0.99 * len(lat)) - 1)],
-                     "series": nseries, "error": err, "expr": expr})
+                     "max_ms": lat[-1], "results": size, "error": err, "query": expr})
     return rows
 
 
@@ -153,6 +178,8 @@ if __name__ == "__main__":
     cmd, args = sys.argv[1], sys.argv[2:]
     if cmd == "metric":
         print("%d" % metric(*args))
+    elif cmd == "by":
+        print(json.dumps(by(*args)))
     elif cmd == "watch":
         watch(*args)
     elif cmd == "count":
@@ -163,7 +190,7 @@ if __name__ == "__main__":
         for a in alerts(args[0], float(args[1]), float(args[2])):
             print(f"| {a['alert']} | {a['instance']} | {a['role']} | {a['first_pending']} | {a['fired']} | {a['still_active_at_end']} | {a['control']} |")
     elif cmd == "queries":
-        for r in queries(args[0], args[1], int(args[2]), args[3], args[4], args[5]):
+        for r in queries(args[0], args[1], int(args[2]), args[3]):
             print(json.dumps(r))
     else:
         sys.exit("unknown command " + cmd)
