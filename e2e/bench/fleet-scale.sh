@@ -7,11 +7,13 @@
 # Alertmanager (rules/alertmanager/alertmanager.yml; its receivers point at
 # a local sink).
 #
-# One vmagent scrapes all N targets (a vmagent per host is what the module
-# runs, but N agents on 2 cores would measure the agents, not the store):
-# the store sees the same stream, N hosts' series under their own
-# instance/role, at the module's intervals (servers 15s, workstations 60s;
-# every WS_EVERY-th host is a workstation).
+# AGENTS=one [default]: one vmagent scrapes all N targets (a vmagent per
+# host is what the module runs, but 200 agents on 2 cores would measure the
+# agents, not the store): the store sees the same stream, N hosts' series
+# under their own instance/role, at the module's intervals (servers 15s,
+# workstations 60s; every WS_EVERY-th host is a workstation).
+# AGENTS=per-host: a vmagent per host, each with its own buffer directory,
+# as the module deploys it (for a smaller N: what an agent costs).
 #
 # Measured over WINDOW seconds after WARMUP: the store's ingestion rate
 # (vm_rows_inserted_total), active series, its CPU seconds (utime+stime of
@@ -41,6 +43,7 @@ QUERY_RUNS=${QUERY_RUNS:-50}
 WS_EVERY=${WS_EVERY:-4}
 EVAL=${EVAL:-1m}
 SCALE=${SCALE:-1}
+AGENTS=${AGENTS:-one}
 OUT=${OUT:-/tmp/panther-fleet-scale.md}
 for t in victoria-metrics vmagent vmalert prometheus-alertmanager curl python3; do
   command -v $t >/dev/null || { echo "missing tool: $t" >&2; exit 1; }
@@ -96,26 +99,57 @@ bg vmalert -rule="$REPO/rules/prometheus/*.rules.yml" -datasource.url=$VM -remot
 VAPID=${PIDS[-1]}
 wait_up $VAP
 
-# N exporters, each on its own port; the scrape configuration lists each
-# as a target with its instance and role.
+# N exporters, each on its own port, each a target with its instance and
+# role.
 log "starting $N exporters"
 EXPIDS=()
+# N free ports at once (one python per port is slow under load).
+mapfile -t FREE < <(python3 -c "
+import socket
+ss = [socket.socket() for _ in range($N)]
+for s in ss: s.bind(('127.0.0.1', 0))
+for s in ss: print(s.getsockname()[1])")
 declare -A TARGETS=([server]="" [workstation]="")
+declare -A HOSTPORT HOSTROLE
 for i in $(seq -f %03g 1 "$N"); do
   r=server
   [ $((10#$i % WS_EVERY)) -eq 0 ] && r=workstation
-  p=$(port)
+  p=${FREE[$((10#$i - 1))]}
   # shellcheck disable=SC2046
   bg bin/panther-exporter --web.listen-address=127.0.0.1:$p $(fixture_exporter_args "$DIR/fixture-$r") \
     >"$DIR/exporter-$i.log" 2>&1
   EXPIDS+=(${PIDS[-1]})
+  HOSTPORT[$i]=$p; HOSTROLE[$i]=$r
   TARGETS[$r]+="      - targets: [\"127.0.0.1:$p\"]
         labels: {instance: \"host-$i\", role: \"$r\"}
 "
 done
-for p in $(grep -ho '127.0.0.1:[0-9]*' <<<"${TARGETS[server]}${TARGETS[workstation]}" | cut -d: -f2); do wait_up $p; done
+for i in "${!HOSTPORT[@]}"; do wait_up ${HOSTPORT[$i]}; done
 S_IVL=$((15 * SCALE)); W_IVL=$((60 * SCALE))
-cat >"$DIR/scrape.yml" <<EOF
+AGPIDS=(); AGPORTS=()
+agent() { # agent NAME CONFIG: a vmagent pushing to the store
+  local p
+  p=$(port)
+  bg vmagent -promscrape.config="$2" -remoteWrite.url=$VM/api/v1/write \
+    -remoteWrite.tmpDataPath="$DIR/buffer-$1" -httpListenAddr=127.0.0.1:$p -loggerLevel=WARN >"$DIR/vmagent-$1.log" 2>&1
+  AGPIDS+=(${PIDS[-1]}); AGPORTS+=($p)
+  wait_up $p
+}
+if [ "$AGENTS" = per-host ]; then
+  for i in $(seq -f %03g 1 "$N"); do
+    r=${HOSTROLE[$i]}
+    cat >"$DIR/scrape-$i.yml" <<EOF
+scrape_configs:
+  - job_name: panther
+    scrape_interval: $([ $r = server ] && echo $S_IVL || echo $W_IVL)s
+    static_configs:
+      - targets: ["127.0.0.1:${HOSTPORT[$i]}"]
+        labels: {instance: "host-$i", role: "$r"}
+EOF
+    agent $i "$DIR/scrape-$i.yml"
+  done
+else
+  cat >"$DIR/scrape.yml" <<EOF
 scrape_configs:
   - job_name: panther
     scrape_interval: ${S_IVL}s
@@ -126,11 +160,9 @@ ${TARGETS[server]}
     static_configs:
 ${TARGETS[workstation]}
 EOF
-AGP=$(port)
-bg vmagent -promscrape.config="$DIR/scrape.yml" -remoteWrite.url=$VM/api/v1/write \
-  -remoteWrite.tmpDataPath="$DIR/buffer" -httpListenAddr=127.0.0.1:$AGP -loggerLevel=WARN >"$DIR/vmagent.log" 2>&1
-AGPID=${PIDS[-1]}
-wait_up $AGP
+  agent all "$DIR/scrape.yml"
+fi
+agents_metric() { local t=0 p; for p in "${AGPORTS[@]}"; do t=$((t + $($PY metric http://127.0.0.1:$p/metrics $1))); done; echo $t; }
 
 # ticks PID...: utime+stime of the processes, in clock ticks.
 ticks() { local t=0 p; for p in "$@"; do t=$((t + $(awk '{print $14 + $15}' /proc/$p/stat))); done; echo $t; }
@@ -142,25 +174,25 @@ sleep "$WARMUP"
 LOAD0=$(cut -d' ' -f1-3 /proc/loadavg)
 T0=$(date +%s.%N)
 ROWS0=$($PY metric $VM/metrics vm_rows_inserted_total)
-VM0=$(ticks $VMPID); AG0=$(ticks $AGPID); VA0=$(ticks $VAPID); EX0=$(ticks "${EXPIDS[@]}")
-SCR0=$($PY metric http://127.0.0.1:$AGP/metrics vm_promscrape_scrapes_total)
-FAIL0=$($PY metric http://127.0.0.1:$AGP/metrics vm_promscrape_scrapes_failed_total)
+VM0=$(ticks $VMPID); AG0=$(ticks "${AGPIDS[@]}"); VA0=$(ticks $VAPID); EX0=$(ticks "${EXPIDS[@]}")
+SCR0=$(agents_metric vm_promscrape_scrapes_total)
+FAIL0=$(agents_metric vm_promscrape_scrapes_failed_total)
 IT_SUM0=$($PY by http://127.0.0.1:$VAP/metrics vmalert_iteration_duration_seconds_sum group)
 IT_CNT0=$($PY by http://127.0.0.1:$VAP/metrics vmalert_iteration_duration_seconds_count group)
 log "measuring ${WINDOW}s"
 sleep "$WINDOW"
 T1=$(date +%s.%N)
 ROWS1=$($PY metric $VM/metrics vm_rows_inserted_total)
-VM1=$(ticks $VMPID); AG1=$(ticks $AGPID); VA1=$(ticks $VAPID); EX1=$(ticks "${EXPIDS[@]}")
-SCR1=$($PY metric http://127.0.0.1:$AGP/metrics vm_promscrape_scrapes_total)
-FAIL1=$($PY metric http://127.0.0.1:$AGP/metrics vm_promscrape_scrapes_failed_total)
+VM1=$(ticks $VMPID); AG1=$(ticks "${AGPIDS[@]}"); VA1=$(ticks $VAPID); EX1=$(ticks "${EXPIDS[@]}")
+SCR1=$(agents_metric vm_promscrape_scrapes_total)
+FAIL1=$(agents_metric vm_promscrape_scrapes_failed_total)
 IT_SUM1=$($PY by http://127.0.0.1:$VAP/metrics vmalert_iteration_duration_seconds_sum group)
 IT_CNT1=$($PY by http://127.0.0.1:$VAP/metrics vmalert_iteration_duration_seconds_count group)
 RULE_ERR=$(( $($PY metric http://127.0.0.1:$VAP/metrics vmalert_alerting_rules_errors_total) + \
   $($PY metric http://127.0.0.1:$VAP/metrics vmalert_recording_rules_errors_total) ))
 ACTIVE=$($PY metric $VM/metrics vm_cache_entries 'type="storage/hour_metric_ids"')
 VMRSS=$(kb VmRSS $VMPID); VMHWM=$(kb VmHWM $VMPID)
-AGRSS=$(kb VmRSS $AGPID); VARSS=$(kb VmRSS $VAPID); EXRSS=$(rss_sum "${EXPIDS[@]}")
+AGRSS=$(rss_sum "${AGPIDS[@]}"); VARSS=$(kb VmRSS $VAPID); EXRSS=$(rss_sum "${EXPIDS[@]}")
 LOAD1=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # The fleet dashboard's queries, "All" hosts and jobs selected (the
@@ -199,7 +231,7 @@ n, w = $N, $T1 - $T0
 tck = $TCK
 rows = ($ROWS1 - $ROWS0) / w
 ws = n // $WS_EVERY
-print(f"{n} hosts ({n - ws} servers scraped every ${S_IVL}s, {ws} workstations every ${W_IVL}s), one vmagent scraping them all, $(date -u +%F), $(nproc) CPUs shared with other engineers' work, every process under nice.")
+print(f"{n} hosts ({n - ws} servers scraped every ${S_IVL}s, {ws} workstations every ${W_IVL}s), {'one vmagent scraping them all' if '$AGENTS' == 'one' else 'a vmagent per host'}, $(date -u +%F), $(nproc) CPUs shared with other engineers' work, every process under nice.")
 print(f"Load average (1/5/15 min): at the start of the window $LOAD0, at its end $LOAD1, after the queries $LOAD2. Window {w:.0f}s after ${WARMUP}s of warm-up; vmalert evaluation interval $EVAL; victoria-metrics $(dpkg-query -W -f '${Version}' victoria-metrics).")
 print()
 print("| figure | value |")
@@ -210,7 +242,7 @@ print(f"| active series (storage/hour_metric_ids) | {$ACTIVE:.0f} ({$ACTIVE / n:
 vm_cpu = ($VM1 - $VM0) / tck / w
 print(f"| victoria-metrics CPU | {vm_cpu:.3f} cores ({vm_cpu * 1000 / rows * 1000:.1f} ms CPU per 1000 samples) |")
 print(f"| victoria-metrics memory | RSS {$VMRSS / 1024:.0f} MiB at the end, peak {$VMHWM / 1024:.0f} MiB |")
-print(f"| vmagent (all {n} targets) | {($AG1 - $AG0) / tck / w:.3f} cores, RSS {$AGRSS / 1024:.0f} MiB |")
+print(f"| vmagent ({'one for all targets' if '$AGENTS' == 'one' else f'{n} agents together'}) | {($AG1 - $AG0) / tck / w:.3f} cores, RSS {$AGRSS / 1024:.0f} MiB |")
 print(f"| vmalert | {($VA1 - $VA0) / tck / w:.3f} cores, RSS {$VARSS / 1024:.0f} MiB, rule evaluation errors {$RULE_ERR} |")
 print(f"| {n} exporters together | {($EX1 - $EX0) / tck / w:.3f} cores, RSS {$EXRSS / 1024:.0f} MiB |")
 s0, s1, c0, c1 = json.loads('$IT_SUM0'), json.loads('$IT_SUM1'), json.loads('$IT_CNT0'), json.loads('$IT_CNT1')
