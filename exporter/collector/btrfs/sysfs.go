@@ -12,9 +12,8 @@ import (
 	"strconv"
 	"strings"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/pantheros/monitoring/exporter/collector/inputerr"
+	"github.com/pantheros/monitoring/exporter/collector/sysfile"
 )
 
 // blockGroupTypes are the allocation directories under
@@ -86,26 +85,11 @@ func (r sysReader) path(rel string) string { return filepath.Join(r.dir, rel) }
 // readSmall reads a sysfs attribute (at most a page) with one open, read
 // and close, into buf; larger files are read whole.
 func readSmall(path string, buf []byte) ([]byte, error) {
-	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return nil, &os.PathError{Op: "open", Path: path, Err: err}
+	b, err := sysfile.ReadInto(path, buf)
+	if errors.Is(err, sysfile.ErrTooLong) {
+		return os.ReadFile(path)
 	}
-	defer unix.Close(fd)
-	n := 0
-	for n < len(buf) {
-		m, err := unix.Read(fd, buf[n:])
-		if err == unix.EINTR {
-			continue
-		}
-		if err != nil {
-			return nil, &os.PathError{Op: "read", Path: path, Err: err}
-		}
-		if m == 0 {
-			return buf[:n], nil
-		}
-		n += m
-	}
-	return os.ReadFile(path)
+	return b, err
 }
 
 func (r sysReader) read(rel string) ([]byte, error) {

@@ -27,6 +27,19 @@ var ErrTooLong = errors.New("longer than expected for a one-value file")
 // errors are *fs.PathError, so errors.Is(err, fs.ErrNotExist) and the
 // errno checks (EIO, ENODATA, ...) work as with os.ReadFile.
 func Read(path string) ([]byte, error) {
+	// Most values are a few bytes: start small, grow up to Size+1.
+	return read(path, make([]byte, 64), Size)
+}
+
+// ReadInto is Read into the caller's buf, for a reader that reuses one
+// buffer over many files: at most len(buf)-1 bytes, ErrTooLong beyond.
+func ReadInto(path string, buf []byte) ([]byte, error) {
+	return read(path, buf, len(buf)-1)
+}
+
+// read reads the file at path into buf, growing it up to max+1 bytes; a
+// file of more than max bytes is ErrTooLong.
+func read(path string, buf []byte, max int) ([]byte, error) {
 	var fd int
 	var err error
 	for {
@@ -39,12 +52,10 @@ func Read(path string) ([]byte, error) {
 		return nil, &fs.PathError{Op: "open", Path: path, Err: err}
 	}
 	defer unix.Close(fd)
-	// Most values are a few bytes: start small, grow up to Size+1.
-	buf := make([]byte, 64)
 	n := 0
-	for n <= Size {
+	for n <= max {
 		if n == len(buf) {
-			buf = append(buf, make([]byte, min(len(buf), Size+1-len(buf)))...)
+			buf = append(buf, make([]byte, min(len(buf), max+1-len(buf)))...)
 		}
 		m, err := unix.Read(fd, buf[n:])
 		if err == unix.EINTR {
@@ -58,7 +69,7 @@ func Read(path string) ([]byte, error) {
 		}
 		n += m
 	}
-	if n > Size {
+	if n > max {
 		return nil, &fs.PathError{Op: "read", Path: path, Err: ErrTooLong}
 	}
 	return buf[:n], nil

@@ -56,3 +56,22 @@ func TestErrors(t *testing.T) {
 		t.Errorf("/proc/sys/kernel/ostype: %q, %v; os.ReadFile %q", got, err, want)
 	}
 }
+
+// TestReadInto: the caller's buffer, never grown; len(buf)-1 bytes fit.
+func TestReadInto(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "bg_reclaim_threshold")
+	buf := make([]byte, 8)
+	if err := os.WriteFile(p, []byte("1234567"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	b, err := ReadInto(p, buf)
+	if err != nil || string(b) != "1234567" || &b[0] != &buf[0] {
+		t.Fatalf("ReadInto = %q, %v (in the caller's buffer: %v)", b, err, err == nil && &b[0] == &buf[0])
+	}
+	if err := os.WriteFile(p, []byte("12345678"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ReadInto(p, buf); !errors.Is(err, ErrTooLong) {
+		t.Errorf("ReadInto of len(buf) bytes: %v, want ErrTooLong", err)
+	}
+}
