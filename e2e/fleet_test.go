@@ -201,20 +201,7 @@ func startVMApp(t *testing.T, prog string, args ...string) *vmApp {
 func (a *vmApp) Start(t *testing.T) {
 	t.Helper()
 	a.Process = startProcess(t, nil, a.bin, a.args...)
-	eventually(t, 30*time.Second, filepath.Base(a.bin)+" healthy", func() error {
-		if a.Exited() {
-			t.Fatalf("%s exited: %s", a.bin, a.Output())
-		}
-		resp, err := http.Get(a.URL + "/health")
-		if err != nil {
-			return err
-		}
-		resp.Body.Close()
-		if resp.StatusCode != 200 {
-			return fmt.Errorf("status %s", resp.Status)
-		}
-		return nil
-	})
+	waitHealthy(t, a.Process, filepath.Base(a.bin), a.URL+"/health", 30*time.Second)
 }
 
 // metric reads one unlabelled-or-matching sample of the app's own /metrics.

@@ -452,11 +452,18 @@ func startPrometheus(t testing.TB, c PromConfig) *Prometheus {
 // it) until it answers 200, failing the test if the process exits.
 func waitReady(t testing.TB, p *Process, name, baseURL string, timeout time.Duration) {
 	t.Helper()
+	waitHealthy(t, p, name, baseURL+"/-/ready", timeout)
+}
+
+// waitHealthy polls healthURL until it answers 200, failing the test if
+// the process exits.
+func waitHealthy(t testing.TB, p *Process, name, healthURL string, timeout time.Duration) {
+	t.Helper()
 	eventually(t, timeout, name+" ready", func() error {
 		if p.Exited() {
 			t.Fatalf("%s exited: %s", name, p.Output())
 		}
-		resp, err := http.Get(baseURL + "/-/ready")
+		resp, err := http.Get(healthURL)
 		if err != nil {
 			return err
 		}
