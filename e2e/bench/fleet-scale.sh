@@ -35,6 +35,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 REPO=$PWD
 . e2e/bench/lib.sh
+. e2e/bench/fleet-lib.sh
 
 N=${1:-200}
 WARMUP=${WARMUP:-240}
@@ -45,59 +46,9 @@ EVAL=${EVAL:-1m}
 SCALE=${SCALE:-1}
 AGENTS=${AGENTS:-one}
 OUT=${OUT:-/tmp/panther-fleet-scale.md}
-for t in victoria-metrics vmagent vmalert prometheus-alertmanager curl python3; do
-  command -v $t >/dev/null || { echo "missing tool: $t" >&2; exit 1; }
-done
-
-DIR=$(mktemp -d /tmp/panther-fleet-scale-XXXXXX)
-PIDS=()
-cleanup() {
-  [ ${#PIDS[@]} -eq 0 ] || { kill "${PIDS[@]}" 2>/dev/null || true; wait "${PIDS[@]}" 2>/dev/null || true; }
-  [ -n "${KEEP:-}" ] || rm -rf "$DIR"
-}
-trap cleanup EXIT
-bg() { nice "$@" & PIDS+=($!); }
-PY="python3 $REPO/e2e/bench/fleet.py"
-
-make -s build
-for r in server workstation; do fixture_host $r "$DIR/fixture-$r"; done
-
-VMP=$(port)
-bg victoria-metrics -storageDataPath="$DIR/vm" -httpListenAddr=127.0.0.1:$VMP -retentionPeriod=1d \
-  -loggerLevel=WARN >"$DIR/vm.log" 2>&1
-VMPID=${PIDS[-1]}
-wait_up $VMP
-VM=http://127.0.0.1:$VMP
-
-# Alertmanager with the repository's configuration, its receivers pointed
-# at a sink that counts what it is sent.
-AMP=$(port); RCP=$(port)
-printf 'fleetfleetfleetfleetfleetfleet00\n' >"$DIR/routing-key"
-printf 'http://127.0.0.1:%s/chat\n' "$RCP" >"$DIR/chat-url"
-sed -e "s#routing_key_file: .*#routing_key_file: $DIR/routing-key\n        url: http://127.0.0.1:$RCP/v2/enqueue#" \
-  -e "s#api_url_file: .*#api_url_file: $DIR/chat-url#" \
-  rules/alertmanager/alertmanager.yml >"$DIR/alertmanager.yml"
-python3 - "$RCP" >"$DIR/notifications.log" 2>/dev/null <<'PY' &
-import http.server, sys
-class H(http.server.BaseHTTPRequestHandler):
-    def do_POST(self):
-        self.rfile.read(int(self.headers['Content-Length']))
-        print(self.path, flush=True)
-        self.send_response(202); self.end_headers(); self.wfile.write(b'{"status":"success"}')
-    def log_message(self, *a): pass
-http.server.HTTPServer(('127.0.0.1', int(sys.argv[1])), H).serve_forever()
-PY
-PIDS+=($!)
-bg prometheus-alertmanager --config.file="$DIR/alertmanager.yml" --storage.path="$DIR/am" \
-  --web.listen-address=127.0.0.1:$AMP --cluster.listen-address= --log.level=warn >"$DIR/am.log" 2>&1
-wait_up $AMP /-/ready
-
-VAP=$(port)
-bg vmalert -rule="$REPO/rules/prometheus/*.rules.yml" -datasource.url=$VM -remoteWrite.url=$VM \
-  -remoteRead.url=$VM -notifier.url=http://127.0.0.1:$AMP -evaluationInterval=$EVAL \
-  -httpListenAddr=127.0.0.1:$VAP -loggerLevel=WARN >"$DIR/vmalert.log" 2>&1
-VAPID=${PIDS[-1]}
-wait_up $VAP
+fleet_init fleet-scale
+fleet_store
+fleet_alerting "$REPO/rules/prometheus/*.rules.yml" "$EVAL"
 
 # N exporters, each on its own port, each a target with its instance and
 # role.
