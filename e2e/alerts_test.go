@@ -578,8 +578,8 @@ func TestAlertsEndToEnd(t *testing.T) {
 
 	// Healthy: every exporter scraped with data, every rule loaded, and
 	// for 45 s (longer than Alertmanager's group_wait and the scaled `for`
-	// of the fault alerts) no alert pending or firing, nothing in
-	// Alertmanager, no page.
+	// of the fault alerts) no alert firing, nothing in Alertmanager, no
+	// page, no chat message.
 	for _, q := range []string{
 		fmt.Sprintf(`count(up{job="panther"} == 1) == %d`, len(targets)),
 		fmt.Sprintf(`panther_btrfs_device_errors_total{uuid=%q}`, fs.UUID),
@@ -596,28 +596,12 @@ func TestAlertsEndToEnd(t *testing.T) {
 	// above: the first evaluation can run before the first scrape and leave
 	// ExporterAbsent pending until the next one.
 	prom.WaitRulesEvaluated(t, 30*time.Second, time.Now())
-	healthyUntil := time.Now().Add(45 * time.Second)
-	for time.Now().Before(healthyUntil) {
-		alerts, err := prom.Alerts()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(alerts) != 0 {
-			t.Fatalf("healthy stack: Prometheus has alerts: %v", alerts)
-		}
-		ams, err := am.Alerts()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(ams) != 0 {
-			t.Fatalf("healthy stack: Alertmanager has alerts: %+v", ams)
-		}
-		if evs := pd.Events(); len(evs) != 0 {
-			t.Fatalf("healthy stack: PagerDuty got %s", pd.summary())
-		}
-		time.Sleep(time.Second) // a sampling interval, not a wait for a condition
+	quiet := watchQuiet(prom, am, pd, chat)
+	time.Sleep(45 * time.Second) // the window the watcher samples
+	if v := quiet.Stop(t); len(v) != 0 {
+		t.Fatalf("healthy stack:\n%s", strings.Join(v, "\n"))
 	}
-	t.Logf("healthy stack: no alert, nothing in Alertmanager, no page for 45 s on %d exporters", len(targets))
+	t.Logf("healthy stack: no alert firing, nothing in Alertmanager, no page, no chat message for 45 s on %d exporters", len(targets))
 
 	// Faults: all injected at once, each on its own exporter (its own
 	// instance, so its own Alertmanager group), then all cleared at once. A

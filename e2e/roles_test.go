@@ -17,7 +17,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -116,71 +115,7 @@ func TestAlertRolesEndToEnd(t *testing.T) {
 	workstation.Kill(t)
 	server.Kill(t)
 	start := time.Now()
-	var mu sync.Mutex
-	var violations []string
-	pending := map[string]int{} // alert -> seconds seen pending
-	violate := func(format string, args ...any) {
-		mu.Lock()
-		defer mu.Unlock()
-		if len(violations) < 20 {
-			violations = append(violations, fmt.Sprintf("after %s: ", time.Since(start).Round(time.Second))+fmt.Sprintf(format, args...))
-		}
-	}
-	allowed := func(alertname, instance string) bool {
-		return alertname == "ExporterDown" && instance == server.Addr
-	}
-	done := make(chan struct{})
-	watched := make(chan struct{})
-	go func() {
-		defer close(watched)
-		tick := time.NewTicker(time.Second) // a sampling interval, not a wait for a condition
-		defer tick.Stop()
-		for {
-			alerts, err := prom.Alerts()
-			if err != nil {
-				violate("Prometheus alerts: %v", err)
-			}
-			for _, a := range alerts {
-				l, _ := a["labels"].(map[string]any)
-				name, _ := l["alertname"].(string)
-				inst, _ := l["instance"].(string)
-				switch {
-				case allowed(name, inst):
-				case a["state"] == "firing":
-					violate("Prometheus fires %v", l)
-				default:
-					// A condition true for less than its `for:` (a scrape
-					// slower than the 1s interval on this loaded machine
-					// makes up 0 once) is what `for:` is there to absorb.
-					mu.Lock()
-					pending[fmt.Sprint(l)]++
-					mu.Unlock()
-				}
-			}
-			ams, err := am.Alerts()
-			if err != nil {
-				violate("Alertmanager alerts: %v", err)
-			}
-			for _, a := range ams {
-				if !allowed(a.Labels["alertname"], a.Labels["instance"]) {
-					violate("Alertmanager has %v", a.Labels)
-				}
-			}
-			for _, ev := range pd.Events() {
-				if ev.Payload != nil && ev.Payload.Source != server.Addr {
-					violate("PagerDuty got %s %q from %s", ev.EventAction, ev.Payload.Summary, ev.Payload.Source)
-				}
-			}
-			if titles := chat.Titles(); len(titles) != 0 {
-				violate("the chat got %q", titles)
-			}
-			select {
-			case <-done:
-				return
-			case <-tick.C:
-			}
-		}
-	}()
+	watcher := watchQuiet(prom, am, pd, chat, alertKey{"ExporterDown", server.Addr})
 
 	// The server pages, comes back, and the page resolves.
 	exp := alertExpect{alert: "ExporterDown", instance: server.Addr, critical: true,
@@ -193,13 +128,8 @@ func TestAlertRolesEndToEnd(t *testing.T) {
 		t.Logf("server page resolved; watching %s more", rest.Round(time.Second))
 		time.Sleep(rest) // the rest of the window the watcher samples
 	}
-	close(done)
-	<-watched
-	for _, v := range violations {
+	for _, v := range watcher.Stop(t) {
 		t.Error(v)
-	}
-	for a, n := range pending {
-		t.Logf("pending (never firing) for %ds: %s", n, a)
 	}
 	// The workstation that went away reached nobody: no page, no chat
 	// message, no alert of it in Alertmanager (checked throughout above).
