@@ -686,7 +686,7 @@ func TestAlertsEndToEnd(t *testing.T) {
 			inject: func(t *testing.T) {
 				crashSvc.Run(t, "crashy", []string{"--restart=always"}, "sh", "-c", "sleep 1; exit 1")
 			},
-			clear: func(t *testing.T) { crashSvc.MustPodman(t, "rm", "--force", "--time", "0", "crashy") },
+			clear: func(t *testing.T) { crashSvc.Remove(t, "crashy") },
 			expect: []alertExpect{{alert: "PodmanContainerCrashLooping", instance: crashX.Addr, critical: true,
 				summary: func() string { return "Container crashy on " + crashX.Addr + " is crash-looping" }}},
 		},

@@ -125,6 +125,23 @@ func (s *PodmanService) MustPodman(t testing.TB, args ...string) string {
 	return out
 }
 
+// Remove removes a container, running or not, and waits until it is gone.
+// Podman 4.3 (Debian 12) can refuse `rm --force` of a container it is
+// restarting ("container state improper"; podman#16142, fixed in 4.4 by
+// podman#17040): a refusal is retried, the last one reported.
+func (s *PodmanService) Remove(t testing.TB, name string) {
+	t.Helper()
+	eventually(t, 60*time.Second, "container "+name+" removed", func() error {
+		if _, err := s.Podman("container", "exists", name); err != nil {
+			return nil // exit 1: no such container
+		}
+		if out, err := s.Podman("rm", "--force", "--time", "0", name); err != nil {
+			return fmt.Errorf("podman rm --force %s: %v %s", name, err, out)
+		}
+		return fmt.Errorf("still there after podman rm --force")
+	})
+}
+
 // PodmanJSON runs the CLI and decodes its JSON output into v.
 func (s *PodmanService) PodmanJSON(t testing.TB, v any, args ...string) {
 	t.Helper()
