@@ -59,8 +59,14 @@ unit:
 # gives every test its slot at once, so that they start at the beginning;
 # the serial ones then queue on their own lock, not on a slot.
 E2E_PARALLEL ?= 100
+# gotestsum runs `go test -json` and ends with every failed test's whole
+# output (=== Failed), so the tail of a CI log says why it failed even when
+# many tests ran beside it; e2e.out keeps everything, the terminal the
+# lines that matter.
 e2e: build
-	PANTHER_EXPORTER_BIN=$(CURDIR)/$(BIN) go test -count=1 -tags=$(TAGS),e2e -timeout 40m -parallel $(E2E_PARALLEL) -v ./e2e/... 2>&1 | tee e2e.out | grep -E '^(=== RUN|--- |PASS|FAIL|ok|panic)|_test.go'; exit $${PIPESTATUS[0]}
+	PANTHER_EXPORTER_BIN=$(CURDIR)/$(BIN) PATH="$$PATH:$$(go env GOPATH)/bin" gotestsum --format standard-verbose --jsonfile e2e.json -- \
+	  -count=1 -tags=$(TAGS),e2e -timeout 40m -parallel $(E2E_PARALLEL) ./e2e/... 2>&1 | tee e2e.out | \
+	  grep -E '^(=== (RUN|FAIL|Failed)|--- |PASS|FAIL|ok|panic|DONE)|_test.go'; exit $${PIPESTATUS[0]}
 
 lint: build rules
 	@unformatted=$$(gofmt -l exporter e2e dashboards rules nixos 2>/dev/null); \
