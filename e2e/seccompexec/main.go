@@ -20,11 +20,18 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"runtime"
 	"strings"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
+
+// prctl(PR_SET_NO_NEW_PRIVS) and seccomp(2) act on the calling thread, and
+// execve keeps only the thread that calls it: all three must run on one OS
+// thread, or a goroutine moved between threads on a loaded machine execs
+// the program without the filter.
+func init() { runtime.LockOSThread() }
 
 func main() {
 	allow := flag.String("allow", "", "file of allowed system call names")
@@ -67,8 +74,14 @@ func run(allowFile, tableFile string, argv []string) error {
 		return fmt.Errorf("no_new_privs: %w", err)
 	}
 	fprog := unix.SockFprog{Len: uint16(len(filter)), Filter: &filter[0]}
-	if _, _, errno := unix.Syscall(unix.SYS_SECCOMP, 1 /* SECCOMP_SET_MODE_FILTER */, 0, uintptr(unsafe.Pointer(&fprog))); errno != 0 {
+	// TSYNC puts the filter on every thread of the process too, as a second
+	// guard: whichever thread ends up calling execve carries it.
+	tid, _, errno := unix.Syscall(unix.SYS_SECCOMP, 1 /* SECCOMP_SET_MODE_FILTER */, 1 /* SECCOMP_FILTER_FLAG_TSYNC */, uintptr(unsafe.Pointer(&fprog)))
+	if errno != 0 {
 		return fmt.Errorf("seccomp: %w", errno)
+	}
+	if tid != 0 { // TSYNC's failure: the thread that could not take it
+		return fmt.Errorf("seccomp: thread %d cannot take the filter", tid)
 	}
 	// execve itself must be allowed by the list (it is in @system-service).
 	return unix.Exec(prog, argv, os.Environ())
