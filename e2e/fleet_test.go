@@ -338,8 +338,8 @@ func TestFleet(t *testing.T) {
 		ph.buffer = filepath.Join(dir, "buffer")
 		cfg := filepath.Join(dir, "scrape.yml")
 		// The scrape configuration nixos/fleet.nix writes: job panther, the
-		// host's instance and role as target labels.
-		y := fmt.Sprintf("scrape_configs:\n  - job_name: panther\n    scrape_interval: 1s\n    static_configs:\n      - targets: [%q]\n        labels: {instance: %q, role: %q}\n%s",
+		// host's instance and role, and transport push as target labels.
+		y := fmt.Sprintf("scrape_configs:\n  - job_name: panther\n    scrape_interval: 1s\n    static_configs:\n      - targets: [%q]\n        labels: {instance: %q, role: %q, transport: push}\n%s",
 			target, h.name, h.role, quiet)
 		if err := os.WriteFile(cfg, []byte(y), 0o644); err != nil {
 			t.Fatal(err)

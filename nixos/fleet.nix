@@ -3,7 +3,9 @@
 # Host side, services.panther-exporter.push: the host pushes instead of
 # being scraped. vmagent (VictoriaMetrics' agent) scrapes the local
 # exporter with the labels pull gives (job `panther`, `instance` = host
-# name, `role`), remote-writes to push.url, and keeps what it cannot send in
+# name, `role`) plus transport="push" (what tells ExporterDown that a host
+# silent in the store is down, not unscraped), remote-writes to push.url,
+# and keeps what it cannot send in
 # an on-disk buffer sized to cover push.bufferDuration of outage:
 #
 #   services.panther-exporter.push = {
@@ -74,14 +76,15 @@ let
     else "${cfg.listenAddress}:${toString cfg.port}";
 
   # The scrape configuration, as JSON (which is YAML): the same job name and
-  # target labels as services.panther-monitoring gives a pulled host.
+  # target labels as services.panther-monitoring gives a pulled host, and
+  # transport = "push", which the rules' "silent pushed host" arms select.
   scrapeConfig = builtins.toJSON {
     scrape_configs = [ ({
       job_name = push.job;
       scrape_interval = push.scrapeInterval;
       static_configs = [{
         targets = [ target ];
-        labels = { instance = push.instance; role = cfg.role; };
+        labels = { instance = push.instance; role = cfg.role; transport = "push"; };
       }];
     } // push.scrapeConfig) ];
   };

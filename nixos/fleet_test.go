@@ -116,7 +116,7 @@ func TestFleetPushEval(t *testing.T) {
 	if sc := e.Fleet.Vmagent.ServiceConfig; sc.StateDirectory != "panther-vmagent" || !sc.DynamicUser {
 		t.Errorf("the buffer must live in the unit's StateDirectory (kept across reboots): %+v", sc)
 	}
-	// The same job name and target labels as pull gives.
+	// The same job name and target labels as pull gives, and transport="push".
 	var sc struct {
 		ScrapeConfigs []struct {
 			JobName        string `json:"job_name"`
@@ -133,7 +133,7 @@ func TestFleetPushEval(t *testing.T) {
 	if len(sc.ScrapeConfigs) != 1 || sc.ScrapeConfigs[0].JobName != "panther" || sc.ScrapeConfigs[0].ScrapeInterval != "60s" ||
 		len(sc.ScrapeConfigs[0].StaticConfigs) != 1 ||
 		!reflect.DeepEqual(sc.ScrapeConfigs[0].StaticConfigs[0].Targets, []string{"127.0.0.1:9567"}) ||
-		!reflect.DeepEqual(sc.ScrapeConfigs[0].StaticConfigs[0].Labels, map[string]string{"instance": "nas", "role": "workstation"}) {
+		!reflect.DeepEqual(sc.ScrapeConfigs[0].StaticConfigs[0].Labels, map[string]string{"instance": "nas", "role": "workstation", "transport": "push"}) {
 		t.Errorf("scrape config %s", *e.Fleet.ScrapeConfig)
 	}
 	// Debian's vmagent takes the flags and the scrape config.
@@ -174,7 +174,7 @@ func TestFleetPushEval(t *testing.T) {
 	if !reflect.DeepEqual(e.Fleet.Vmagent.ServiceConfig.LoadCredential, []string{"remote-write-password:/run/secrets/rw"}) {
 		t.Errorf("LoadCredential %q", e.Fleet.Vmagent.ServiceConfig.LoadCredential)
 	}
-	if !strings.Contains(*e.Fleet.ScrapeConfig, `"targets":["10.0.0.5:9100"]`) || !strings.Contains(*e.Fleet.ScrapeConfig, `"instance":"hetzner-vps","role":"server"`) {
+	if !strings.Contains(*e.Fleet.ScrapeConfig, `"targets":["10.0.0.5:9100"]`) || !strings.Contains(*e.Fleet.ScrapeConfig, `"instance":"hetzner-vps","role":"server","transport":"push"`) {
 		t.Errorf("scrape config %s", *e.Fleet.ScrapeConfig)
 	}
 	// An explicit cap wins over the computed one.
