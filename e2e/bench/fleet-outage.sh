@@ -73,7 +73,7 @@ scrape_configs:
   - job_name: panther
     static_configs:
       - targets: ["127.0.0.1:${EP[$h]}"]
-        labels: {instance: "$h", role: "$r"}
+        labels: {instance: "$h", role: "$r", transport: push}
 EOF
   AP[$h]=$(port)
   bg vmagent -promscrape.config="$DIR/scrape-$h.yml" -remoteWrite.url=$url/api/v1/write \

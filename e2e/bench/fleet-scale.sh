@@ -72,7 +72,7 @@ for i in $(seq -f %03g 1 "$N"); do
   EXPIDS+=(${PIDS[-1]})
   HOSTPORT[$i]=$p; HOSTROLE[$i]=$r
   TARGETS[$r]+="      - targets: [\"127.0.0.1:$p\"]
-        labels: {instance: \"host-$i\", role: \"$r\"}
+        labels: {instance: \"host-$i\", role: \"$r\", transport: push}
 "
 done
 for i in "${!HOSTPORT[@]}"; do wait_up ${HOSTPORT[$i]}; done
@@ -95,7 +95,7 @@ scrape_configs:
     scrape_interval: $([ $r = server ] && echo $S_IVL || echo $W_IVL)s
     static_configs:
       - targets: ["127.0.0.1:${HOSTPORT[$i]}"]
-        labels: {instance: "host-$i", role: "$r"}
+        labels: {instance: "host-$i", role: "$r", transport: push}
 EOF
     agent $i "$DIR/scrape-$i.yml"
   done
