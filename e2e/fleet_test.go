@@ -266,11 +266,11 @@ func fleetRules(t *testing.T) string {
 		if err != nil {
 			t.Fatal(err)
 		}
-		const arm = `unless present_over_time(up{role="server"}[2m])`
+		const arm = `unless on(instance) present_over_time(up{role="server"}[2m])`
 		if strings.Count(string(b), arm) != 1 {
 			t.Fatalf("%s: the pushed arm %q is not there once; update this test", f, arm)
 		}
-		if err := os.WriteFile(f, []byte(strings.Replace(string(b), arm, `unless present_over_time(up{role="server"}[10s])`, 1)), 0o644); err != nil {
+		if err := os.WriteFile(f, []byte(strings.Replace(string(b), arm, `unless on(instance) present_over_time(up{role="server"}[10s])`, 1)), 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -355,17 +355,23 @@ func TestFleet(t *testing.T) {
 	// The pulled host: Prometheus (no rule files: vmalert evaluates) with
 	// remote_write to the store, as nixos/monitoring.nix configures it in
 	// fleet mode.
+	// A second pulled server will be retired: taken out of the scrape
+	// configuration, which must page nobody.
 	pulled := startExporter(t, "--collector.disable-defaults", "--collector.system")
-	startPrometheus(t, PromConfig{Targets: []string{pulled.Addr},
+	retired := startExporter(t, "--collector.disable-defaults", "--collector.system")
+	prom := startPrometheus(t, PromConfig{Targets: []string{pulled.Addr, retired.Addr},
 		ExtraScrape: fmt.Sprintf("remote_write:\n  - url: %q\n", store.URL+"/api/v1/write")})
 
-	// Every host's data is in the store, with the labels pull gives.
+	// Every host's data is in the store, with the labels pull gives (and
+	// transport="push" on the pushed ones only).
 	storeQ := &Prometheus{URL: store.URL}
-	storeQ.WaitForSeries(t, 60*time.Second, `count(up{job="panther", role="server"} == 1) == 3 and count(up{job="panther", role="workstation"} == 1) == 2`)
+	storeQ.WaitForSeries(t, 60*time.Second, `count(up{job="panther", role="server"} == 1) == 4 and count(up{job="panther", role="workstation"} == 1) == 2`)
+	storeQ.WaitForSeries(t, 30*time.Second, `count(up{transport="push"}) == 4 and count(up{transport=""}) == 2`)
 	storeQ.WaitForSeries(t, 30*time.Second, `panther_memory_total_bytes{job="panther", instance="roam-laptop", role="workstation"}`)
 
-	// Watch the whole time: nothing of a workstation reaches anyone, and
-	// no server but the two that break pages.
+	// Watch the whole time: nothing of a workstation reaches anyone, no
+	// server but the three that break pages, and nothing of the retired
+	// server reaches Alertmanager.
 	var mu sync.Mutex
 	var violations []string
 	violate := func(format string, args ...any) {
@@ -386,7 +392,7 @@ func TestFleet(t *testing.T) {
 				violate("Alertmanager alerts: %v", err)
 			} else {
 				for _, a := range ams {
-					if workstation(a.Labels["instance"]) {
+					if workstation(a.Labels["instance"]) || a.Labels["instance"] == retired.Addr {
 						violate("Alertmanager has %v", a.Labels)
 					}
 				}
@@ -416,7 +422,8 @@ func TestFleet(t *testing.T) {
 	hosts["gone-server"].agent.Kill()
 	hosts["gone-laptop"].agent.Kill()
 	pulled.KillHoldingPort(t)
-	t.Logf("link of roam-laptop cut; down-server's and the pulled server's exporters, gone-server's and gone-laptop's agents killed")
+	prom.RemoveTarget(t, retired.Addr)
+	t.Logf("link of roam-laptop cut; down-server's and the pulled server's exporters, gone-server's and gone-laptop's agents killed; %s retired from Prometheus' targets", retired.Addr)
 
 	// Nothing of roam-laptop arrives while its link is cut, and its agent
 	// buffers; halfway it is restarted (a reboot on the train): what it
@@ -516,6 +523,17 @@ func TestFleet(t *testing.T) {
 			t.Errorf("%s: %v rules failing their last evaluation (%v)", m, v, err)
 		}
 	}
+
+	// The retired server sent nothing for longer than the scaled silent-host
+	// arm ([10s]) and `for:` (5s) together, so the watch above covered the
+	// time it would have paged in, had the arm selected pulled series.
+	eventually(t, 30*time.Second, "the retired server silent in the store for 20s", func() error {
+		if v, err := queryAt(store.URL, fmt.Sprintf(`present_over_time(up{instance=%q}[20s])`, retired.Addr), time.Now()); err != nil || len(v) != 0 {
+			return fmt.Errorf("%v (%v)", v, err)
+		}
+		return nil
+	})
+	time.Sleep(5 * time.Second) // two more vmalert evaluations and notifications, watched
 
 	close(done)
 	<-watched

@@ -521,6 +521,54 @@ func (p *Prometheus) WaitForSeries(t testing.TB, timeout time.Duration, expr str
 	return v
 }
 
+// RemoveTarget takes addr out of the scrape configuration startPrometheus
+// wrote, as an operator retiring a host does, and reloads Prometheus
+// (POST /-/reload); it returns once the target is no longer scraped.
+func (p *Prometheus) RemoveTarget(t testing.TB, addr string) {
+	t.Helper()
+	cfgPath := filepath.Join(p.Dir, "prometheus.yml")
+	b, err := os.ReadFile(cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := string(b)
+	for _, entry := range []string{fmt.Sprintf("%q, ", addr), fmt.Sprintf(", %q", addr), fmt.Sprintf("%q", addr)} {
+		if strings.Contains(cfg, entry) {
+			cfg = strings.Replace(cfg, entry, "", 1)
+			break
+		}
+	}
+	if cfg == string(b) {
+		t.Fatalf("%s is not a target in %s", addr, cfgPath)
+	}
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.Post(p.URL+"/-/reload", "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("prometheus reload: %s", resp.Status)
+	}
+	eventually(t, 30*time.Second, addr+" no longer a target", func() error {
+		resp, err := http.Get(p.URL + "/api/v1/targets?state=active")
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		body, err := io.ReadAll(resp.Body)
+		if err != nil {
+			return err
+		}
+		if strings.Contains(string(body), `"`+addr+`"`) {
+			return fmt.Errorf("still scraped")
+		}
+		return nil
+	})
+}
+
 // WaitRulesEvaluated polls until Prometheus has finished an evaluation of
 // every rule group that started after since. Alert state read before that
 // can be left over from an evaluation before the first scrape (absent(up)
