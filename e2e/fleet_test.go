@@ -179,6 +179,58 @@ func (c *countingScrapes) Served() []time.Time {
 	return append([]time.Time(nil), c.served...)
 }
 
+// AllStored checks that every scrape served is in the store as an up == 1
+// sample of instance, over the whole run and over the outage from cutAt
+// to restoredAt alone; it returns both counts. The count is made final
+// first (Fail: later scrapes are up 0, adding nothing).
+func (c *countingScrapes) AllStored(t *testing.T, storeURL, instance string, cutAt, restoredAt time.Time) (all, during int) {
+	t.Helper()
+	eventually(t, 30*time.Second, "a scrape served after the outage", func() error {
+		if s := c.Served(); len(s) == 0 || !s[len(s)-1].After(restoredAt) {
+			return fmt.Errorf("none yet")
+		}
+		return nil
+	})
+	c.Fail()
+	served := c.Served()
+	// A fixed window, from before the first scrape to after the last
+	// successful one.
+	end := time.Now().Add(time.Second)
+	window := end.Sub(served[0]) + 10*time.Second
+	eventually(t, 90*time.Second, "every successful scrape of "+instance+" in the store", func() error {
+		v, err := queryAt(storeURL, fmt.Sprintf(`sum_over_time(up{instance=%q}[%dms])`, instance, window.Milliseconds()), end)
+		if err != nil || len(v) != 1 {
+			return fmt.Errorf("%v (%v)", v, err)
+		}
+		if got := float64(v[0].Value); int(got) != len(served) {
+			return fmt.Errorf("%v up==1 samples in the store, %d scrapes served", got, len(served))
+		}
+		return nil
+	})
+	// And those of the outage exactly: the window's edges lie halfway
+	// between two scrapes, so clock jitter cannot move a sample across.
+	edge := func(at time.Time) time.Time {
+		for i := 1; i < len(served); i++ {
+			if served[i].After(at) {
+				return served[i-1].Add(served[i].Sub(served[i-1]) / 2)
+			}
+		}
+		t.Fatalf("no scrape after %s", at)
+		return at
+	}
+	from, to := edge(cutAt), edge(restoredAt)
+	for _, s := range served {
+		if s.After(from) && !s.After(to) {
+			during++
+		}
+	}
+	v, err := queryAt(storeURL, fmt.Sprintf(`sum_over_time(up{instance=%q}[%dms])`, instance, to.Sub(from).Milliseconds()), to)
+	if err != nil || len(v) != 1 || int(v[0].Value) != during {
+		t.Errorf("outage window %s..%s: store has %v up==1 samples of %s (%v), the exporter served %d scrapes", from.Format(time.StampMilli), to.Format(time.StampMilli), v, instance, err, during)
+	}
+	return len(served), during
+}
+
 // vmApp is a running VictoriaMetrics program (victoria-metrics, vmagent,
 // vmalert); all of them answer /health.
 type vmApp struct {
@@ -312,14 +364,6 @@ func TestFleet(t *testing.T) {
 	// scraping it every second with the host's instance and role labels,
 	// pushing to the store. Series that follow this shared machine's load
 	// and other tests' mounts are dropped, as in the roles e2e.
-	const quiet = `    metric_relabel_configs:
-      - source_labels: [__name__, mountpoint]
-        regex: 'panther_filesystem_.*;/tmp/.*'
-        action: drop
-      - source_labels: [__name__]
-        regex: 'panther_(cpu_seconds_total|pressure_waiting_seconds_total|disk_io_time_seconds_total|time_synchronized)'
-        action: drop
-`
 	hosts := map[string]*pushedHost{}
 	for _, h := range []struct{ name, role string }{
 		{"roam-laptop", "workstation"}, {"down-server", "server"}, {"gone-server", "server"}, {"gone-laptop", "workstation"},
@@ -340,7 +384,7 @@ func TestFleet(t *testing.T) {
 		// The scrape configuration nixos/fleet.nix writes: job panther, the
 		// host's instance and role, and transport push as target labels.
 		y := fmt.Sprintf("scrape_configs:\n  - job_name: panther\n    scrape_interval: 1s\n    static_configs:\n      - targets: [%q]\n        labels: {instance: %q, role: %q, transport: push}\n%s",
-			target, h.name, h.role, quiet)
+			target, h.name, h.role, "    metric_relabel_configs:\n"+notUnderTest)
 		if err := os.WriteFile(cfg, []byte(y), 0o644); err != nil {
 			t.Fatal(err)
 		}
@@ -471,50 +515,11 @@ func TestFleet(t *testing.T) {
 		}
 		return nil
 	})
-	roam.scrapes.Fail()
-	served := roam.scrapes.Served()
-	// A fixed window, from before the first scrape to after the last
-	// successful one (later samples are up 0, adding nothing).
-	end := time.Now().Add(time.Second)
-	window := end.Sub(served[0]) + 10*time.Second
-	var got float64
-	eventually(t, 90*time.Second, "every successful scrape of roam-laptop in the store", func() error {
-		v, err := queryAt(store.URL, fmt.Sprintf(`sum_over_time(up{instance="roam-laptop"}[%dms])`, window.Milliseconds()), end)
-		if err != nil || len(v) != 1 {
-			return fmt.Errorf("%v (%v)", v, err)
-		}
-		got = float64(v[0].Value)
-		if int(got) != len(served) {
-			return fmt.Errorf("%v up==1 samples in the store, %d scrapes served", got, len(served))
-		}
-		return nil
-	})
-	// And those of the outage exactly: the window's edges lie halfway
-	// between two scrapes, so clock jitter cannot move a sample across.
-	edge := func(at time.Time) time.Time {
-		for i := 1; i < len(served); i++ {
-			if served[i].After(at) {
-				return served[i-1].Add(served[i].Sub(served[i-1]) / 2)
-			}
-		}
-		t.Fatalf("no scrape after %s", at)
-		return at
-	}
-	from, to := edge(cutAt), edge(restoredAt)
-	during := 0
-	for _, s := range served {
-		if s.After(from) && !s.After(to) {
-			during++
-		}
-	}
-	v, err := queryAt(store.URL, fmt.Sprintf(`sum_over_time(up{instance="roam-laptop"}[%dms])`, to.Sub(from).Milliseconds()), to)
-	if err != nil || len(v) != 1 || int(v[0].Value) != during {
-		t.Errorf("outage window %s..%s: store has %v up==1 samples (%v), the exporter served %d scrapes", from.Format(time.StampMilli), to.Format(time.StampMilli), v, err, during)
-	}
+	served, during := roam.scrapes.AllStored(t, store.URL, "roam-laptop", cutAt, restoredAt)
 	if during < 30 {
 		t.Errorf("only %d scrapes during a 45 s outage at 1 s: vmagent did not keep scraping", during)
 	}
-	t.Logf("roam-laptop: %d scrapes served in all, %d during the %s outage (agent restarted in it); all in the store", len(served), during, to.Sub(from).Round(time.Second))
+	t.Logf("roam-laptop: %d scrapes served in all, %d during the 45 s outage (agent restarted in it); all in the store", served, during)
 
 	// Every rule evaluates in MetricsQL without error (a rule vmalert
 	// accepts at load can still fail against the store).

@@ -79,21 +79,9 @@ func TestAlertRolesEndToEnd(t *testing.T) {
 	server := startRestartableExporter(t, "--collector.disable-defaults", "--collector.system")
 
 	pd, chat, am := startPagingPath(t)
-	// Not under test, and dropped at scrape time: other tests' filesystems
-	// on this shared machine (every Btrfs; mounts under /tmp), the series
-	// that follow this machine's load (CPU, PSI, disk busy time), which the
-	// other engineers' builds saturate, and its clock, which no NTP daemon
-	// disciplines here (ClockNotSynchronised would be right about it).
-	const quiet = `      - source_labels: [__name__, mountpoint]
-        regex: 'panther_filesystem_.*;/tmp/.*'
-        action: drop
-      - source_labels: [__name__]
-        regex: 'panther_(cpu_seconds_total|pressure_waiting_seconds_total|disk_io_time_seconds_total|time_synchronized)'
-        action: drop
-`
 	const job = "pantheros-fleet" // not "panther": the rules must not care
 	targets := []alertTarget{{noPodman.Addr, "server"}, {workstation.Addr, "workstation"}, {server.Addr, "server"}}
-	prom := startAlertPrometheus(t, job, targets, scaledRules(t, t.TempDir()), am, "no-btrfs-here", quiet)
+	prom := startAlertPrometheus(t, job, targets, scaledRules(t, t.TempDir()), am, "no-btrfs-here", notUnderTest)
 
 	for _, q := range []string{
 		fmt.Sprintf(`count(up{job=%q} == 1) == 3`, job),
