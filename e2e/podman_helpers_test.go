@@ -126,9 +126,10 @@ func (s *PodmanService) MustPodman(t testing.TB, args ...string) string {
 }
 
 // Remove removes a container, running or not, and waits until it is gone.
-// Podman 4.3 (Debian 12) can refuse `rm --force` of a container it is
-// restarting ("container state improper"; podman#16142, fixed in 4.4 by
-// podman#17040): a refusal is retried, the last one reported.
+// Podman 4.3 (Debian 12) can refuse `rm --force` of a container that its
+// restart policy is restarting: "container not running", exit 2, 2 of 25
+// tries on a loaded machine (the upstream family of podman#16142, fixed in
+// 4.4 by podman#17040). A refusal is retried, the last one reported.
 func (s *PodmanService) Remove(t testing.TB, name string) {
 	t.Helper()
 	eventually(t, 60*time.Second, "container "+name+" removed", func() error {
