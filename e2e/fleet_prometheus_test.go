@@ -29,12 +29,17 @@ import (
 	"time"
 )
 
-// startPromAgent runs Prometheus in agent mode scraping target every
-// second as instance/role with transport="push", remote-writing to
-// writeURL; its WAL lives in a directory of its own.
-func startPromAgent(t *testing.T, target, instance, role, writeURL string) *Process {
+// promAgent is Prometheus in agent mode scraping one target every second
+// as instance/role with transport="push", remote-writing to writeURL; its
+// WAL (the buffer) lives in a directory of its own, kept across Start.
+type promAgent struct {
+	*Process
+	bin, url string
+	args     []string
+}
+
+func startPromAgent(t testing.TB, target, instance, role, writeURL string) *promAgent {
 	t.Helper()
-	bin := requireTool(t, "prometheus")
 	dir := t.TempDir()
 	cfg := fmt.Sprintf(`global:
   scrape_interval: 1s
@@ -53,10 +58,18 @@ scrape_configs:
 		t.Fatal(err)
 	}
 	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
-	p := startProcess(t, nil, bin, "--enable-feature=agent", "--config.file="+path,
-		"--storage.agent.path="+filepath.Join(dir, "wal"), "--web.listen-address="+addr)
-	waitReady(t, p, "prometheus (agent)", "http://"+addr, 60*time.Second)
-	return p
+	a := &promAgent{bin: requireTool(t, "prometheus"), url: "http://" + addr,
+		args: []string{"--enable-feature=agent", "--config.file=" + path,
+			"--storage.agent.path=" + filepath.Join(dir, "wal"), "--web.listen-address=" + addr}}
+	a.Start(t)
+	return a
+}
+
+// Start (again) with the same flags and WAL, and wait until it is ready.
+func (a *promAgent) Start(t testing.TB) {
+	t.Helper()
+	a.Process = startProcess(t, nil, a.bin, a.args...)
+	waitReady(t, a.Process, "prometheus (agent)", a.url, 60*time.Second)
 }
 
 func TestFleetOnPrometheus(t *testing.T) {

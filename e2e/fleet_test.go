@@ -52,7 +52,7 @@ import (
 // listener and every open connection (vmagent sees connection refused, as
 // from a host whose network is gone), Restore listens on the same port again.
 type cuttableLink struct {
-	t      *testing.T
+	t      testing.TB
 	addr   string
 	target string
 	mu     sync.Mutex
@@ -60,7 +60,7 @@ type cuttableLink struct {
 	conns  map[net.Conn]bool
 }
 
-func startLink(t *testing.T, target string) *cuttableLink {
+func startLink(t testing.TB, target string) *cuttableLink {
 	l := &cuttableLink{t: t, addr: fmt.Sprintf("127.0.0.1:%d", freePort(t)), target: target, conns: map[net.Conn]bool{}}
 	l.Restore()
 	t.Cleanup(l.Cut)
@@ -130,7 +130,7 @@ type countingScrapes struct {
 	failed bool
 }
 
-func startCountingScrapes(t *testing.T, exporterURL string) *countingScrapes {
+func startCountingScrapes(t testing.TB, exporterURL string) *countingScrapes {
 	u, _ := url.Parse(exporterURL)
 	rp := httputil.NewSingleHostReverseProxy(u)
 	c := &countingScrapes{addr: fmt.Sprintf("127.0.0.1:%d", freePort(t))}
@@ -183,7 +183,7 @@ func (c *countingScrapes) Served() []time.Time {
 // sample of instance, over the whole run and over the outage from cutAt
 // to restoredAt alone; it returns both counts. The count is made final
 // first (Fail: later scrapes are up 0, adding nothing).
-func (c *countingScrapes) AllStored(t *testing.T, storeURL, instance string, cutAt, restoredAt time.Time) (all, during int) {
+func (c *countingScrapes) AllStored(t testing.TB, storeURL, instance string, cutAt, restoredAt time.Time) (all, during int) {
 	t.Helper()
 	eventually(t, 30*time.Second, "a scrape served after the outage", func() error {
 		if s := c.Served(); len(s) == 0 || !s[len(s)-1].After(restoredAt) {
@@ -240,7 +240,7 @@ type vmApp struct {
 	bin  string
 }
 
-func startVMApp(t *testing.T, prog string, args ...string) *vmApp {
+func startVMApp(t testing.TB, prog string, args ...string) *vmApp {
 	t.Helper()
 	bin := requireTool(t, prog)
 	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
@@ -250,7 +250,7 @@ func startVMApp(t *testing.T, prog string, args ...string) *vmApp {
 }
 
 // Start (again) with the same flags, and wait until it is healthy.
-func (a *vmApp) Start(t *testing.T) {
+func (a *vmApp) Start(t testing.TB) {
 	t.Helper()
 	a.Process = startProcess(t, nil, a.bin, a.args...)
 	waitHealthy(t, a.Process, filepath.Base(a.bin), a.URL+"/health", 30*time.Second)
