@@ -437,6 +437,18 @@ func servers(addrs ...string) []alertTarget {
 	return out
 }
 
+// rulesAndAlerting is the head of a Prometheus configuration that scrapes
+// and evaluates every second, loads the rule files and notifies am.
+func rulesAndAlerting(rules []string, am *Alertmanager) string {
+	var b strings.Builder
+	b.WriteString("global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nrule_files:\n")
+	for _, f := range rules {
+		fmt.Fprintf(&b, "  - %q\n", f)
+	}
+	fmt.Fprintf(&b, "alerting:\n  alertmanagers:\n    - static_configs:\n        - targets: [%q]\n", am.Addr)
+	return b.String()
+}
+
 // startAlertPrometheus runs Debian's prometheus on the exporters with the
 // scaled rules, sending to am, in a scrape job of the given name (the rules
 // must not depend on it). Btrfs series of filesystems other than keepUUID
@@ -446,11 +458,7 @@ func startAlertPrometheus(t *testing.T, job string, targets []alertTarget, rules
 	bin := requireTool(t, "prometheus")
 	dir := t.TempDir()
 	var b strings.Builder
-	b.WriteString("global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nrule_files:\n")
-	for _, f := range rules {
-		fmt.Fprintf(&b, "  - %q\n", f)
-	}
-	fmt.Fprintf(&b, "alerting:\n  alertmanagers:\n    - static_configs:\n        - targets: [%q]\n", am.Addr)
+	b.WriteString(rulesAndAlerting(rules, am))
 	fmt.Fprintf(&b, "scrape_configs:\n  - job_name: %q\n    static_configs:\n", job)
 	for _, tg := range targets {
 		fmt.Fprintf(&b, "      - targets: [%q]\n        labels: {role: %q}\n", tg.Addr, tg.Role)
