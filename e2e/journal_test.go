@@ -217,10 +217,14 @@ func TestJournalShipping(t *testing.T) {
 		}
 		return nil
 	})
-	got := seqsIn(t, v, `host:="nas-e2e"`)
-	if len(got) != last-first+1 {
-		t.Fatalf("before the outage: %d entries arrived, want %d", len(got), last-first+1)
-	}
+	// The three entries can become searchable one after another: wait for
+	// all of them, not only for the one above.
+	eventually(t, 30*time.Second, "every entry before the outage in VictoriaLogs", func() error {
+		if got := seqsIn(t, v, `host:="nas-e2e"`); len(got) != last-first+1 {
+			return fmt.Errorf("before the outage: %d entries arrived, want %d", len(got), last-first+1)
+		}
+		return nil
+	})
 	kernel, err := v.Query(`host:="nas-e2e" AND _TRANSPORT:="kernel" AND "I/O error, dev sda"`)
 	if err != nil || len(kernel) != 1 {
 		t.Fatalf("kernel line: %d rows, %v", len(kernel), err)
@@ -276,7 +280,7 @@ func TestJournalShipping(t *testing.T) {
 	// after the server acknowledged, so what it had sent when the store
 	// went away may be sent again. Only entries from before the outage may
 	// be there twice; none of those written during it.
-	got = seqsIn(t, v, `host:="nas-e2e"`)
+	got := seqsIn(t, v, `host:="nas-e2e"`)
 	var dups []int
 	for s, n := range got {
 		if n > 1 {
