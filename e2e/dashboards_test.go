@@ -110,25 +110,9 @@ func (p *Prometheus) queryRange(expr string, window, step time.Duration) (model.
 		"end":   {strconv.FormatInt(end.Unix(), 10)},
 		"step":  {strconv.FormatFloat(step.Seconds(), 'f', -1, 64)},
 	}
-	resp, err := http.Get(p.URL + "/api/v1/query_range?" + v.Encode())
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	var r struct {
-		Status string `json:"status"`
-		Error  string `json:"error"`
-		Data   struct {
-			Result model.Matrix `json:"result"`
-		} `json:"data"`
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&r); err != nil {
-		return nil, err
-	}
-	if r.Status != "success" {
-		return nil, fmt.Errorf("query_range %q: %s", expr, r.Error)
-	}
-	return r.Data.Result, nil
+	var m model.Matrix
+	err := promAPI(p.URL, "/api/v1/query_range", v, fmt.Sprintf("query_range %q", expr), &m)
+	return m, err
 }
 
 // errQuery is a query Prometheus refused: polling will not help.

@@ -30,7 +30,6 @@ package e2e
 // scrapes here, 15 s in production).
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -284,25 +283,9 @@ func (a *vmApp) metric(name string, want map[string]string) (float64, error) {
 // samples count.
 func queryAt(storeURL, expr string, at time.Time) (model.Vector, error) {
 	q := url.Values{"query": {expr}, "time": {strconv.FormatFloat(float64(at.UnixMilli())/1000, 'f', 3, 64)}, "nocache": {"1"}}
-	resp, err := http.Get(storeURL + "/api/v1/query?" + q.Encode())
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	var r struct {
-		Status string `json:"status"`
-		Error  string `json:"error"`
-		Data   struct {
-			Result model.Vector `json:"result"`
-		} `json:"data"`
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&r); err != nil {
-		return nil, fmt.Errorf("query %q: %v", expr, err)
-	}
-	if r.Status != "success" {
-		return nil, fmt.Errorf("query %q: %s", expr, r.Error)
-	}
-	return r.Data.Result, nil
+	var v model.Vector
+	err := promAPI(storeURL, "/api/v1/query", q, fmt.Sprintf("query %q", expr), &v)
+	return v, err
 }
 
 // fleetRules copies the rule files with their `for:` scaled (scaledRules)

@@ -475,32 +475,42 @@ func waitHealthy(t testing.TB, p *Process, name, healthURL string, timeout time.
 	})
 }
 
-// Query runs an instant PromQL query and returns the vector result.
-func (p *Prometheus) Query(expr string) (model.Vector, error) {
-	resp, err := http.Get(p.URL + "/api/v1/query?query=" + url.QueryEscape(expr))
+// promAPI gets a query endpoint of a Prometheus-compatible HTTP API
+// (Prometheus, VictoriaMetrics, vmalert) and decodes the data of a
+// successful answer into result; what refers to the query in errors.
+func promAPI(base, path string, params url.Values, what string, result any) error {
+	resp, err := http.Get(base + path + "?" + params.Encode())
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer resp.Body.Close()
 	var r struct {
-		Status string          `json:"status"`
-		Error  string          `json:"error"`
-		Data   json.RawMessage `json:"data"`
+		Status string `json:"status"`
+		Error  string `json:"error"`
+		Data   struct {
+			Result json.RawMessage `json:"result"`
+		} `json:"data"`
 	}
 	if err := json.NewDecoder(resp.Body).Decode(&r); err != nil {
-		return nil, err
+		return fmt.Errorf("%s: %v", what, err)
 	}
 	if r.Status != "success" {
-		return nil, fmt.Errorf("query %q: %s", expr, r.Error)
+		return fmt.Errorf("%s: %s", what, r.Error)
 	}
-	var data struct {
-		ResultType string       `json:"resultType"`
-		Result     model.Vector `json:"result"`
+	if len(r.Data.Result) == 0 {
+		return nil // success without a result: nothing to decode
 	}
-	if err := json.Unmarshal(r.Data, &data); err != nil {
-		return nil, fmt.Errorf("query %q: %v", expr, err)
+	if err := json.Unmarshal(r.Data.Result, result); err != nil {
+		return fmt.Errorf("%s: %v", what, err)
 	}
-	return data.Result, nil
+	return nil
+}
+
+// Query runs an instant PromQL query and returns the vector result.
+func (p *Prometheus) Query(expr string) (model.Vector, error) {
+	var v model.Vector
+	err := promAPI(p.URL, "/api/v1/query", url.Values{"query": {expr}}, fmt.Sprintf("query %q", expr), &v)
+	return v, err
 }
 
 // WaitForSeries polls until expr returns at least one sample.
