@@ -275,11 +275,33 @@ func (c *Client) listDashboards() ([]datadogV1.DashboardSummaryDefinition, error
 // With prune, objects that carry our tag or marker but have no file are
 // deleted; otherwise they are reported as orphans.
 func (c *Client) Plan(monitors []Monitor, dashboards []Dashboard, prune bool) (Plan, error) {
-	var plan Plan
 	existing, err := c.listMonitors()
 	if err != nil {
 		return nil, err
 	}
+	byAlert := monitorsByAlert(existing)
+	plan, err := planMonitors(monitors, byAlert)
+	if err != nil {
+		return nil, err
+	}
+	summaries, err := c.listDashboards()
+	if err != nil {
+		return nil, err
+	}
+	byKey := dashboardsByKey(summaries)
+	dplan, err := c.planDashboards(dashboards, byKey)
+	if err != nil {
+		return nil, err
+	}
+	plan = append(plan, dplan...)
+	orphans := append(monitorOrphans(monitors, byAlert, prune), dashboardOrphans(dashboards, byKey, prune)...)
+	sort.Slice(orphans, func(i, j int) bool { return orphans[i].Key+orphans[i].ID < orphans[j].Key+orphans[j].ID })
+	return append(plan, orphans...), nil
+}
+
+// monitorsByAlert groups Datadog's monitors by their alert:<name> tag, the
+// key that ties a monitor to its file in the repository.
+func monitorsByAlert(existing []datadogV1.Monitor) map[string][]datadogV1.Monitor {
 	byAlert := map[string][]datadogV1.Monitor{}
 	for _, m := range existing {
 		for _, t := range m.Tags {
@@ -288,24 +310,27 @@ func (c *Client) Plan(monitors []Monitor, dashboards []Dashboard, prune bool) (P
 			}
 		}
 	}
-	wanted := map[string]bool{}
+	return byAlert
+}
+
+// planMonitors gives one step per repository monitor: create, update or
+// unchanged. Two Datadog monitors with one alert tag are an error, since
+// either could be the one to update.
+func planMonitors(monitors []Monitor, byAlert map[string][]datadogV1.Monitor) (Plan, error) {
+	var plan Plan
 	for i := range monitors {
 		m := &monitors[i]
-		wanted[m.Alert] = true
 		step := Step{Object: "monitor", Key: "alert:" + m.Alert, File: m.File, monitor: &m.Body}
 		switch have := byAlert[m.Alert]; len(have) {
 		case 0:
 			step.Kind = Create
 		case 1:
-			step.ID = strconv.FormatInt(have[0].GetId(), 10)
-			step.Changes, err = Diff(m.Body, have[0], "tags")
+			changes, err := Diff(m.Body, have[0], "tags")
 			if err != nil {
 				return nil, fmt.Errorf("%s: %w", m.File, err)
 			}
-			step.Kind = Update
-			if len(step.Changes) == 0 {
-				step.Kind = Unchanged
-			}
+			step.ID = strconv.FormatInt(have[0].GetId(), 10)
+			step.Changes, step.Kind = changes, updateKind(changes)
 		default:
 			var ids []string
 			for _, h := range have {
@@ -316,6 +341,16 @@ func (c *Client) Plan(monitors []Monitor, dashboards []Dashboard, prune bool) (P
 		}
 		plan = append(plan, step)
 	}
+	return plan, nil
+}
+
+// monitorOrphans are Datadog monitors with an alert tag no repository
+// monitor has.
+func monitorOrphans(monitors []Monitor, byAlert map[string][]datadogV1.Monitor, prune bool) []Step {
+	wanted := map[string]bool{}
+	for _, m := range monitors {
+		wanted[m.Alert] = true
+	}
 	var orphans []Step
 	for alert, have := range byAlert {
 		if wanted[alert] {
@@ -325,11 +360,12 @@ func (c *Client) Plan(monitors []Monitor, dashboards []Dashboard, prune bool) (P
 			orphans = append(orphans, Step{Kind: orphanKind(prune), Object: "monitor", Key: "alert:" + alert, ID: strconv.FormatInt(h.GetId(), 10)})
 		}
 	}
+	return orphans
+}
 
-	summaries, err := c.listDashboards()
-	if err != nil {
-		return nil, err
-	}
+// dashboardsByKey groups Datadog's dashboard ids by the panther-dashboard:<key>
+// marker in their description.
+func dashboardsByKey(summaries []datadogV1.DashboardSummaryDefinition) map[string][]string {
 	byKey := map[string][]string{}
 	for _, s := range summaries {
 		desc := s.GetDescription()
@@ -341,44 +377,64 @@ func (c *Client) Plan(monitors []Monitor, dashboards []Dashboard, prune bool) (P
 			byKey[key] = append(byKey[key], s.GetId())
 		}
 	}
-	wantedD := map[string]bool{}
+	return byKey
+}
+
+// planDashboards gives one step per repository dashboard. The list call
+// carries no widgets, so each matched dashboard is fetched to diff it.
+func (c *Client) planDashboards(dashboards []Dashboard, byKey map[string][]string) (Plan, error) {
+	var plan Plan
 	for i := range dashboards {
 		d := &dashboards[i]
-		wantedD[d.Key] = true
 		step := Step{Object: "dashboard", Key: DashboardMarker(d.Key), File: d.File, dashboard: &d.Body}
 		switch ids := byKey[d.Key]; len(ids) {
 		case 0:
 			step.Kind = Create
 		case 1:
-			step.ID = ids[0]
 			have, _, err := c.dashboards.GetDashboard(c.ctx, ids[0])
 			if err != nil {
 				return nil, apiError("get dashboard "+ids[0], err)
 			}
-			step.Changes, err = Diff(d.Body, have)
+			changes, err := Diff(d.Body, have)
 			if err != nil {
 				return nil, fmt.Errorf("%s: %w", d.File, err)
 			}
-			step.Kind = Update
-			if len(step.Changes) == 0 {
-				step.Kind = Unchanged
-			}
+			step.ID = ids[0]
+			step.Changes, step.Kind = changes, updateKind(changes)
 		default:
 			return nil, fmt.Errorf("%d dashboards in Datadog carry %s (ids %s): delete all but one, then run again",
 				len(ids), DashboardMarker(d.Key), strings.Join(ids, ", "))
 		}
 		plan = append(plan, step)
 	}
+	return plan, nil
+}
+
+// dashboardOrphans are Datadog dashboards with a marker no repository
+// dashboard has.
+func dashboardOrphans(dashboards []Dashboard, byKey map[string][]string, prune bool) []Step {
+	wanted := map[string]bool{}
+	for _, d := range dashboards {
+		wanted[d.Key] = true
+	}
+	var orphans []Step
 	for key, ids := range byKey {
-		if wantedD[key] {
+		if wanted[key] {
 			continue
 		}
 		for _, id := range ids {
 			orphans = append(orphans, Step{Kind: orphanKind(prune), Object: "dashboard", Key: DashboardMarker(key), ID: id})
 		}
 	}
-	sort.Slice(orphans, func(i, j int) bool { return orphans[i].Key+orphans[i].ID < orphans[j].Key+orphans[j].ID })
-	return append(plan, orphans...), nil
+	return orphans
+}
+
+// updateKind is Update when there is something to change, else Unchanged.
+func updateKind(changes []string) Kind {
+	if len(changes) == 0 {
+		return Unchanged
+	}
+	return Update
 }
 
 func orphanKind(prune bool) Kind {
