@@ -36,7 +36,7 @@ const name = "hwmon"
 
 var (
 	temperature = collector.Gauge(name, "hwmon_temperature_celsius",
-		"Temperature of an hwmon sensor (tempN_input). chip is the driver's name plus its device (coretemp-coretemp.0, k10temp-0000:00:18.3, nvme-nvme0), sensor the driver's label (Package id 0, Tctl, Composite) or tempN when it has none.",
+		"Temperature of an hwmon sensor (tempN_input). chip is the driver's name plus its device (coretemp-coretemp.0, k10temp-0000:00:18.3, nvme-nvme0), or the hwmonN directory when the driver gives no name, sensor the driver's label (Package id 0, Tctl, Composite) or tempN when it has none.",
 		"chip", "sensor")
 	temperatureCrit = collector.Gauge(name, "hwmon_temperature_critical_celsius",
 		"Critical temperature of an hwmon sensor as the driver gives it (tempN_crit); hardware shuts down or throttles hard there.",
@@ -273,10 +273,16 @@ func (cc chipCache) readChip(dir string) (Chip, error) {
 // device, its sensors' labels and which limit files each has.
 func readChipFixed(dir string, files []string) chipFixed {
 	nameB, err := os.ReadFile(filepath.Join(dir, "name"))
-	if err != nil {
+	chipName := strings.TrimSpace(string(nameB))
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		// A driver that gives no name (node_exporter's fixture hwmon4, some
+		// out-of-tree GPU drivers): name the chip after its directory, as
+		// node_exporter does, rather than drop its sensors.
+		chipName = filepath.Base(dir)
+	case err != nil:
 		return chipFixed{err: fmt.Errorf("%s: no chip name: %w", dir, errors.Unwrap(err))}
 	}
-	chipName := strings.TrimSpace(string(nameB))
 	if chipName == "" || strings.ContainsAny(chipName, "\n\x00") || len(chipName) > 64 {
 		return chipFixed{err: fmt.Errorf("%s/name: not a chip name", dir)}
 	}

@@ -121,8 +121,6 @@ func TestBroken(t *testing.T) {
 			wantErr: "hwmon2/temp3_input: not a whole number", gone: []string{"panther_hwmon_temperature_celsius", "sensor", "Core 1"}},
 		{name: "garbled crit", file: "class/hwmon/hwmon2/temp1_crit", content: "1e9 secret",
 			wantErr: "hwmon2/temp1_crit: not a whole number", gone: []string{"panther_hwmon_temperature_critical_celsius", "sensor", "Package id 0"}},
-		{name: "no name", file: "class/hwmon/hwmon1/name", remove: true,
-			wantErr: "hwmon1: no chip name", gone: []string{"panther_hwmon_temperature_celsius", "chip", "dell_smm-dell_smm_hwmon"}},
 		{name: "odd name", file: "class/hwmon/hwmon5/name", content: "two\nlines\nsecret",
 			wantErr: "hwmon5/name: not a chip name", gone: []string{"panther_hwmon_temperature_celsius", "chip", "pch_tigerlake-0000:00:12.0"}},
 		{name: "garbled zone", file: "class/thermal/thermal_zone2/temp", content: "secret",
@@ -228,4 +226,39 @@ func FuzzReadChip(f *testing.F) {
 			t.Fatal("error quotes the input")
 		}
 	})
+}
+
+// A chip without a name file and without a device, the shape of
+// node_exporter's sysfs fixture hwmon4 (two temperatures, both labelled
+// foosensor): it is named after its directory, as node_exporter does, and
+// both sensors are reported, not dropped.
+func TestNoName(t *testing.T) {
+	sys := copySys(t, "intel-laptop")
+	hw := filepath.Join(sys, "class/hwmon/hwmon9")
+	if err := os.Mkdir(hw, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for f, v := range map[string]string{
+		"temp1_input": "55000", "temp1_label": "foosensor", "temp1_crit": "100000", "temp1_max": "100000", "temp1_crit_alarm": "0",
+		"temp2_input": "54000", "temp2_label": "foosensor", "temp2_crit": "100000", "temp2_max": "100000", "temp2_crit_alarm": "0",
+		"freq1_input": "214000000", "freq1_label": "sclk",
+	} {
+		if err := os.WriteFile(filepath.Join(hw, f), []byte(v+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A chip with a device but no name keeps its device in the chip label.
+	if err := os.Remove(filepath.Join(sys, "class/hwmon/hwmon1/name")); err != nil {
+		t.Fatal(err)
+	}
+	s, err := run(t, sys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Want(t, 55, "panther_hwmon_temperature_celsius", "chip", "hwmon9", "sensor", "foosensor (temp1)")
+	s.Want(t, 54, "panther_hwmon_temperature_celsius", "chip", "hwmon9", "sensor", "foosensor (temp2)")
+	s.Want(t, 100, "panther_hwmon_temperature_critical_celsius", "chip", "hwmon9", "sensor", "foosensor (temp1)")
+	s.Want(t, 100, "panther_hwmon_temperature_max_celsius", "chip", "hwmon9", "sensor", "foosensor (temp2)")
+	s.Want(t, 54, "panther_hwmon_temperature_celsius", "chip", "hwmon1-dell_smm_hwmon", "sensor", "CPU")
+	s.Want(t, 59, "panther_hwmon_temperature_celsius", "chip", "coretemp-coretemp.0", "sensor", "Package id 0")
 }
