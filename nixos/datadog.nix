@@ -167,8 +167,11 @@ in
 
     services.datadog-agent = {
       enable = true;
-      # toString: a Nix path (refused above) is never copied into the store.
-      apiKeyFile = if agent.apiKeyFile == null then null else toString agent.apiKeyFile;
+      # Only a valid path (see secrets.nix: nixpkgs' types.path would print a
+      # literal key in its error); toString: a Nix path (refused above) is
+      # never copied into the store. Unset, nixpkgs has no default: the
+      # assertion above names the option.
+      apiKeyFile = mkIf (agent.apiKeyFile != null && secrets.valid agent.apiKeyFile) (toString agent.apiKeyFile);
       inherit (agent) site hostname;
       inherit tags;
       # Merged into datadog.yaml. (extraConfig is types.attrs: definitions

@@ -22,7 +22,7 @@ var updateOpenMetrics = flag.Bool("update-openmetrics", false, "rewrite datadog-
 
 // agentEval is what testdata/eval.nix returns about the Datadog Agent.
 type agentEval struct {
-	Argv          []string
+	Argv          execLine
 	ServiceConfig map[string]any
 	Assertions    []bool
 	Failed        []string
@@ -33,9 +33,13 @@ type agentEval struct {
 	}
 }
 
-func evalAgent(t *testing.T, exporter, monitoring string) agentEval {
+func evalAgent(t *testing.T, exporter, monitoring string, more ...string) agentEval {
 	t.Helper()
-	out := nixEval(t, "testdata/eval.nix", "--arg", "exporter", exporter, "--arg", "monitoring", monitoring, "--arg", "podman", "false")
+	args := []string{"--arg", "exporter", exporter, "--arg", "monitoring", monitoring, "--arg", "podman", "false"}
+	for i := 0; i+1 < len(more); i += 2 {
+		args = append(args, "--arg", more[i], more[i+1])
+	}
+	out := evalNix(t, args...)
 	var e agentEval
 	if err := json.Unmarshal(out, &e); err != nil {
 		t.Fatalf("%v\n%s", err, out)
@@ -60,7 +64,7 @@ func TestDatadogAgentEval(t *testing.T) {
 	e := evalAgent(t, `{
 		enable = true; role = "server";
 		datadog.agent = { enable = true; apiKeyFile = "/run/opnix/datadog-api-key"; site = "datadoghq.eu"; tags = [ "env:prod" ]; };
-	}`, `{ enable = false; }`)
+	}`, `{ enable = false; }`, "logs", `{ datadog.enable = false; }`)
 	for _, f := range e.Failed {
 		t.Errorf("assertion fails for a valid configuration: %s", f)
 	}
@@ -126,6 +130,15 @@ func TestDatadogAgentEval(t *testing.T) {
 	}
 	if !reflect.DeepEqual(e.Datadog.ExtraGroups, []string{"systemd-journal"}) || e.Datadog.ServiceConfig["StateDirectory"] != "datadog-agent" {
 		t.Errorf("logs: extra groups %v, StateDirectory %v", e.Datadog.ExtraGroups, e.Datadog.ServiceConfig["StateDirectory"])
+	}
+
+	// By default (services.panther-logs.datadog.enable follows the Agent)
+	// the Agent also ships the journal: logs.nix sets logs.enable with
+	// mkDefault, which the real module system merges into datadog.nix's
+	// option (the old stand-in evaluated logs.nix apart and never showed it).
+	e = evalAgent(t, `{ enable = true; datadog.agent = { enable = true; apiKeyFile = "/run/secrets/dd"; }; }`, `{ enable = false; }`)
+	if checks, _ := e.Datadog.Agent["checks"].(map[string]any); checks["journald"] == nil {
+		t.Errorf("Agent on, logs left at their default: no journald check (%v)", e.Datadog.Agent["checks"])
 	}
 
 	// Agent off: nothing of it, and the sink stays off.
@@ -392,13 +405,13 @@ func TestSecretOptions(t *testing.T) {
 		LoadCredential []string
 		Prometheus     struct{ GrafanaSecurity map[string]string }
 	}
-	out := nixEval(t, "testdata/eval.nix", "--arg", "exporter", `{ enable = false; }`, "--arg", "monitoring",
+	out := evalNix(t, "--arg", "exporter", `{ enable = false; }`, "--arg", "monitoring",
 		`{ enable = true; pagerduty.routingKeyFile = "/run/opnix/pd"; grafana = { secretKeyFile = "/run/opnix/gk"; adminPasswordFile = "/run/opnix/gp"; }; }`)
 	if err := json.Unmarshal(out, &got); err != nil {
 		t.Fatal(err)
 	}
-	if want := map[string]string{"secret_key": "$__file{/run/opnix/gk}", "admin_password": "$__file{/run/opnix/gp}"}; !reflect.DeepEqual(got.Prometheus.GrafanaSecurity, want) {
-		t.Errorf("grafana security settings %v, want %v", got.Prometheus.GrafanaSecurity, want)
+	if sec := got.Prometheus.GrafanaSecurity; sec["secret_key"] != "$__file{/run/opnix/gk}" || sec["admin_password"] != "$__file{/run/opnix/gp}" {
+		t.Errorf("grafana security settings %v, want %v", got.Prometheus.GrafanaSecurity, "secret_key and admin_password from their files")
 	}
 	if !reflect.DeepEqual(got.LoadCredential, []string{"pagerduty-routing-key:/run/opnix/pd"}) {
 		t.Errorf("alertmanager LoadCredential %v", got.LoadCredential)

@@ -15,10 +15,12 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/pantheros/monitoring/internal/testenv"
 )
 
 type evaluated struct {
-	Argv          []string
+	Argv          execLine
 	ServiceConfig map[string]any
 	Firewall      []int
 	NixGcScript   *string
@@ -42,7 +44,7 @@ type evaluated struct {
 	Victorialogs   map[string]any
 	Logs           struct {
 		UploadURL   *string
-		UploadUnit  map[string]map[string]any
+		UploadUnit  struct{ ServiceConfig, UnitConfig map[string]any }
 		DatadogLogs *bool
 		Warnings    []string
 		Assertions  []bool
@@ -61,13 +63,11 @@ func nixEval(t *testing.T, file string, args ...string) []byte {
 // testdata/eval.nix with the given option values (Nix expressions).
 func evalModules(t *testing.T, exporter, monitoring string, podman bool, more ...string) evaluated {
 	t.Helper()
-	nixInstantiate := tool(t, "nix-instantiate")
-	args := []string{"--eval", "--strict", "--json", "testdata/eval.nix",
-		"--arg", "exporter", exporter, "--arg", "monitoring", monitoring, "--arg", "podman", fmt.Sprint(podman)}
+	args := []string{"--arg", "exporter", exporter, "--arg", "monitoring", monitoring, "--arg", "podman", fmt.Sprint(podman)}
 	for i := 0; i+1 < len(more); i += 2 {
 		args = append(args, "--arg", more[i], more[i+1])
 	}
-	out := output(t, exec.Command(nixInstantiate, args...))
+	out := evalNix(t, args...)
 	var e evaluated
 	if err := json.Unmarshal(out, &e); err != nil {
 		t.Fatalf("%v\n%s", err, out)
@@ -117,12 +117,12 @@ func TestModuleEval(t *testing.T) {
 		"--datadog.include=^panther_", "--datadog.exclude=^panther_cpu_",
 		"--log.level=debug",
 	}
-	if len(e.Argv) < 1 || !strings.HasSuffix(e.Argv[0], "/bin/panther-exporter") || !reflect.DeepEqual(e.Argv[1:], want) {
+	if len(e.Argv) < 1 || !strings.HasSuffix(e.Argv[0], "/bin/panther-exporter") || !reflect.DeepEqual([]string(e.Argv[1:]), want) {
 		t.Fatalf("module argv\n%q\nwant\n%q", e.Argv, want)
 	}
 	// nix-gc.service runs nix-collect-garbage through the wrapper that
 	// records its summary where the nix collector reads it.
-	if wantGC := "exec /nix/store/wwwwwwwwwwwwwwwwwwwwwwwwwwwwwwww-panther-nix-gc '/var/lib/panther-test/gc' /nix/store/nnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnn-nix/bin/nix-collect-garbage --delete-older-than 14d"; e.NixGcScript == nil || *e.NixGcScript != wantGC {
+	if wantGC := "exec /nix/store/wwwwwwwwwwwwwwwwwwwwwwwwwwwwwwww-panther-nix-gc /var/lib/panther-test/gc /nix/store/nnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnn-nix/bin/nix-collect-garbage --delete-older-than 14d"; e.NixGcScript == nil || *e.NixGcScript != wantGC {
 		t.Errorf("nix-gc script %v, want %q", e.NixGcScript, wantGC)
 	}
 	if !reflect.DeepEqual(e.Tmpfiles, []string{"d /var/lib/panther-test 0755 root root -"}) {
@@ -215,9 +215,32 @@ func TestModuleEval(t *testing.T) {
 	}
 	// Debian's amtool checks the configuration NixOS would run.
 	checkAlertmanagerConfig(t, *e.Prometheus.AlertmanagerConfig)
-	if len(e.Dashboards) != 1 || filepath.Base(e.Dashboards[0]) != "grafana" {
-		t.Errorf("dashboards provisioned from %v", e.Dashboards)
+	// The provider's path is the store copy of dashboards/grafana's JSON:
+	// every dashboard, and not the Go that generates them. (Copying it into
+	// the store, as nixos-rebuild does, needs --read-write-mode and root.)
+	if len(e.Dashboards) != 1 || !strings.HasPrefix(e.Dashboards[0], "/nix/store/") {
+		t.Fatalf("dashboards provisioned from %v", e.Dashboards)
 	}
+	t.Run("copied into the store", func(t *testing.T) {
+		testenv.Root(t)
+		var copied []string
+		if err := json.Unmarshal(nixEval(t, "testdata/eval.nix", "--read-write-mode", "-A", "dashboards", "--arg", "nixpkgsLib", nixpkgsLib(t),
+			"--arg", "exporter", "{ enable = false; }", "--arg", "monitoring", "{ enable = true; }"), &copied); err != nil || len(copied) != 1 || copied[0] != e.Dashboards[0] {
+			t.Fatalf("dashboards copied to %v (%v), want %s", copied, err, e.Dashboards[0])
+		}
+		inStore, _ := filepath.Glob(filepath.Join(e.Dashboards[0], "*"))
+		inRepo, _ := filepath.Glob("../dashboards/grafana/*.json")
+		var gotNames, wantNames []string
+		for _, f := range inStore {
+			gotNames = append(gotNames, filepath.Base(f))
+		}
+		for _, f := range inRepo {
+			wantNames = append(wantNames, filepath.Base(f))
+		}
+		if len(wantNames) == 0 || !reflect.DeepEqual(gotNames, wantNames) {
+			t.Errorf("provisioned dashboards %v, want %v", gotNames, wantNames)
+		}
+	})
 
 	// Variants: IPv6 listen address, no podman, a routing key in the store.
 	e = evalModules(t, `{ enable = true; listenAddress = "::1"; journal.enable = false; }`, `{ enable = true; pagerduty.routingKeyFile = "/nix/store/x-key"; }`, false)
@@ -249,7 +272,7 @@ func TestLogsEval(t *testing.T) {
 	if e.Logs.UploadURL == nil || *e.Logs.UploadURL != "http://mon.lan:9428/insert/journald/upload?extra_fields=host=nas,role=workstation&_=" {
 		t.Errorf("upload URL %v", e.Logs.UploadURL)
 	}
-	if u := e.Logs.UploadUnit; u["serviceConfig"]["RestartSec"] != "10s" || u["unitConfig"]["StartLimitIntervalSec"] != float64(0) {
+	if u := e.Logs.UploadUnit; u.ServiceConfig["RestartSec"] != "10s" || u.UnitConfig["StartLimitIntervalSec"] != float64(0) {
 		t.Errorf("systemd-journal-upload unit %v: want RestartSec=10s and no start limit", u)
 	}
 	for i, ok := range e.Logs.Assertions {
@@ -286,8 +309,8 @@ func TestLogsEval(t *testing.T) {
 		if len(e.Logs.Warnings) != 0 {
 			t.Errorf("persistence %s: warnings %q", p, e.Logs.Warnings)
 		}
-		if len(e.Logs.Assertions) != 1 || e.Logs.Assertions[0] {
-			t.Errorf("an upload URL with a path passes the assertions: %v", e.Logs.Assertions)
+		if len(e.Failed) != 1 || !strings.HasPrefix(e.Failed[0], "services.panther-logs.upload.url must be a base URL") {
+			t.Errorf("an upload URL with a path: failed assertions %q, want the upload.url one", e.Failed)
 		}
 	}
 }

@@ -116,7 +116,9 @@ in
         settings.Upload.URL = uploadURL;
       };
       systemd.services.systemd-journal-upload = {
-        serviceConfig.RestartSec = cfg.upload.restartSec;
+        # nixpkgs' journald-upload.nix sets RestartSec = "3sec"; this
+        # option replaces it (a second plain definition would be a conflict).
+        serviceConfig.RestartSec = lib.mkForce cfg.upload.restartSec;
         unitConfig.StartLimitIntervalSec = 0;
       };
     })

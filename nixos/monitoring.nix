@@ -31,10 +31,14 @@ let
   # Optional: node_exporter's series recorded from panther ones (docs/migrating.md).
   nodeExporterCompatRules = rulesDir + "/optional/node-exporter-compat.rules.yml";
 
-  # Only the dashboards' JSON, not the Go that generates them.
-  dashboards = lib.fileset.toSource {
-    root = ../dashboards/grafana;
-    fileset = lib.fileset.fileFilter (f: f.hasExt "json") ../dashboards/grafana;
+  # Only the dashboards' JSON, not the Go that generates them. builtins.path
+  # rather than lib.fileset, whose builtins.readFileType needs Nix 2.14 (a
+  # host still on an older Nix, or Debian's 2.8 that the tests run, could not
+  # evaluate the module).
+  dashboards = builtins.path {
+    name = "pantheros-dashboards";
+    path = ../dashboards/grafana;
+    filter = path: type: type == "directory" || lib.hasSuffix ".json" path;
   };
 
   # Secrets reach Alertmanager as systemd credentials: the files named by
@@ -311,6 +315,13 @@ in
       (secrets.assertion "services.panther-monitoring.warnings.chat.webhookUrlFile" cfg.warnings.chat.webhookUrlFile)
       (secrets.assertion "services.panther-monitoring.warnings.email.passwordFile" cfg.warnings.email.passwordFile)
       {
+        # NixOS 26.05's grafana.nix dropped the default secret_key and fails
+        # without one; say here which option gives it.
+        assertion = !cfg.grafana.enable || cfg.grafana.secretKeyFile != null
+          || config.services.grafana.settings.security.secret_key != null;
+        message = "services.panther-monitoring.grafana.secretKeyFile must be set: Grafana has no default secret_key (NixOS 26.05 and later). Give the file a secret manager writes (e.g. config.age.secrets.grafana-secret-key.path), or set services.grafana.settings.security.secret_key yourself.";
+      }
+      {
         assertion = builtins.all (h: h.address or null != null) (builtins.attrValues pulled);
         message = "services.panther-monitoring.hosts: a host that does not push needs an address (host:port of its exporter): ${toString (builtins.attrNames (lib.filterAttrs (_: h: h.address or null == null) pulled))}.";
       }
@@ -339,7 +350,10 @@ in
 
       alertmanager = mkIf (cfg.pagerduty.routingKeyFile != null) {
         enable = true;
-        configText = alertmanagerConfig;
+        # nixpkgs runs envsubst over the file before Alertmanager reads it,
+        # where $ must be written $$ to stay a $ (Alertmanager templates
+        # use $ for variables).
+        configText = builtins.replaceStrings [ "$" ] [ "$$" ] alertmanagerConfig;
       };
     };
 
@@ -358,8 +372,10 @@ in
       settings.server.http_addr = lib.mkDefault "0.0.0.0";
       settings.server.http_port = cfg.grafana.port;
       # Grafana reads $__file{PATH} at start; the secret stays out of the store.
-      settings.security.secret_key = mkIf (cfg.grafana.secretKeyFile != null) "$__file{${toString cfg.grafana.secretKeyFile}}";
-      settings.security.admin_password = mkIf (cfg.grafana.adminPasswordFile != null) "$__file{${toString cfg.grafana.adminPasswordFile}}";
+      # Only valid paths (secrets.nix), so that a bad one fails the
+      # assertion above and is never written into grafana.ini.
+      settings.security.secret_key = mkIf (cfg.grafana.secretKeyFile != null && secrets.valid cfg.grafana.secretKeyFile) "$__file{${toString cfg.grafana.secretKeyFile}}";
+      settings.security.admin_password = mkIf (cfg.grafana.adminPasswordFile != null && secrets.valid cfg.grafana.adminPasswordFile) "$__file{${toString cfg.grafana.adminPasswordFile}}";
       provision = {
         enable = true;
         # The dashboards choose their data source with the $datasource
@@ -369,7 +385,8 @@ in
           type = "prometheus";
           # In fleet mode the store, which holds every host (VictoriaMetrics
           # answers the Prometheus query API).
-          url = if store.on then store.queryUrl else "http://127.0.0.1:${toString config.services.prometheus.port}";
+          # (A store without queryUrl fails fleet.nix's assertion.)
+          url = if store.on && store.queryUrl != null then store.queryUrl else "http://127.0.0.1:${toString config.services.prometheus.port}";
           isDefault = true;
         }] ++ optional cfg.logs.enable {
           # The Logs dashboard's $logs variable picks data sources of this type.

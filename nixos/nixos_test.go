@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -47,6 +48,57 @@ func output(t *testing.T, cmd *exec.Cmd) []byte {
 // tool returns the path of a program; without it the test fails in CI and
 // is skipped elsewhere (internal/testenv's rule).
 var tool = testenv.Tool
+
+// nixpkgsLib is a directory holding nixpkgs' own lib/, from
+// ../shared/nixpkgs-lib (testenv.NixpkgsLib: a failure in CI, a skip
+// elsewhere, when it is absent).
+func nixpkgsLib(t *testing.T) string {
+	t.Helper()
+	return testenv.NixpkgsLib(t, "..")
+}
+
+// evalNix evaluates testdata/eval.nix (the modules under nixpkgs'
+// lib.evalModules) with the given --arg NAME EXPR pairs and returns its JSON.
+func evalNix(t *testing.T, args ...string) []byte {
+	t.Helper()
+	return nixEval(t, "testdata/eval.nix", append([]string{"--arg", "nixpkgsLib", nixpkgsLib(t)}, args...)...)
+}
+
+// execLine is an ExecStart as NixOS writes it, one string from
+// utils.escapeSystemdExecArgs, split back into the argv systemd runs.
+type execLine []string
+
+func (l *execLine) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	argv, err := splitExecLine(s)
+	*l = argv
+	return err
+}
+
+// splitExecLine undoes escapeSystemdExecArgs: JSON-quoted arguments separated
+// by spaces, with %% for % and $$ for $ (systemd's specifier and variable
+// escapes). Anything else (an unquoted word) is an error.
+func splitExecLine(s string) ([]string, error) {
+	if s == "" {
+		return nil, nil
+	}
+	dec := json.NewDecoder(strings.NewReader(strings.NewReplacer("%%", "%", "$$", "$").Replace(s)))
+	var argv []string
+	for {
+		var a string
+		err := dec.Decode(&a)
+		if err == io.EOF {
+			return argv, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("ExecStart %q: %v", s, err)
+		}
+		argv = append(argv, a)
+	}
+}
 
 func read(t *testing.T, path string) string {
 	t.Helper()

@@ -15,6 +15,13 @@ let
     else null;
 in
 {
+  # valid VALUE: whether VALUE is null or fine as a secret file's path. A
+  # module passes the path on to nixpkgs' options only when it is, so that
+  # a bad value fails the assertion below (whose message never shows it)
+  # rather than a nixpkgs type check that prints the value: it may be the
+  # secret itself.
+  valid = value: value == null || problem value == null;
+
   # assertion NAME VALUE: a NixOS assertion that VALUE (null, or the path of
   # a secret file) is fine for the option NAME. The message never repeats the
   # value: it may be the secret.

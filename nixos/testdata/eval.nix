@@ -1,158 +1,150 @@
-# Evaluates module.nix and monitoring.nix without nixpkgs, for
-# nixos/nixos_test.go: a stand-in for the few nixpkgs lib functions they use
-# (same semantics for the data they get), mkIf kept as a marker, and the
-# option declarations ignored. It returns the panther-exporter argv (ExecStart
-# before escaping), the serviceConfig, and what the server side configures.
-# This checks the modules' own logic only; the NixOS VM test
-# (nixos/tests/panther-exporter.nix) checks them against real nixpkgs.
-{ exporter ? { }, monitoring ? { }, podman ? true, logs ? { }, persistence ? null }:
+# Evaluates the pantherOS modules (../module.nix, which imports every other
+# module the flake exports) with nixpkgs' own module system: lib.evalModules
+# from nixpkgs' lib (nixpkgsLib: a directory holding lib/, extracted from
+# ../shared/nixpkgs-lib by the Go tests), the nixpkgs option declarations of
+# ./nixpkgs-options.nix and NixOS' `utils` (./nixpkgs-utils.nix). Option
+# types, defaults, mkIf/mkMerge/mkDefault/mkForce priorities and the
+# undeclared-option check are the real ones; `failed` lists the messages of
+# the assertions that fail, as nixos-rebuild would print them.
+#
+# Either `host` (a whole host configuration, for the pantherOS host shapes)
+# or the pieces exporter/monitoring/logs/podman/persistence/extra.
+{ nixpkgsLib
+, exporter ? { }
+, monitoring ? { }
+, podman ? true
+, logs ? { }
+, persistence ? null
+, extra ? { }
+, host ? null
+}:
 let
-  lib = rec {
-    optional = c: x: if c then [ x ] else [ ];
-    optionals = c: xs: if c then xs else [ ];
-    optionalAttrs = c: a: if c then a else { };
-    mapAttrsToList = f: a: map (n: f n a.${n}) (builtins.attrNames a);
-    filterAttrs = f: a: builtins.listToAttrs (builtins.concatMap (n: if f n a.${n} then [ { name = n; value = a.${n}; } ] else [ ]) (builtins.attrNames a));
-    toInt = s: builtins.fromJSON s;
-    hasInfix = infix: s: builtins.match ".*${escapeRegex infix}.*" s != null;
-    hasPrefix = p: s: builtins.substring 0 (builtins.stringLength p) s == p;
-    hasSuffix = suf: s:
-      let ls = builtins.stringLength s; lf = builtins.stringLength suf;
-      in lf <= ls && builtins.substring (ls - lf) lf s == suf;
-    escapeRegex = builtins.replaceStrings [ "." "[" "]" "(" ")" "*" "+" "?" "^" "$" "|" "{" "}" "\\" ]
-      [ "\\." "\\[" "\\]" "\\(" "\\)" "\\*" "\\+" "\\?" "\\^" "\\$" "\\|" "\\{" "\\}" "\\\\" ];
-    getExe = p: "${p}/bin/panther-exporter";
-    intersectLists = a: b: builtins.filter (x: builtins.elem x a) b;
-    filter = builtins.filter;
-    any = builtins.any;
-    attrValues = builtins.attrValues;
-    concatMap = builtins.concatMap;
-    mkMerge = xs: { _merge = xs; };
-    literalExpression = x: x;
-    mkEnableOption = x: x;
-    mkOption = x: x;
-    mkDefault = x: x;
-    mkIf = condition: content: { _if = condition; inherit content; };
-    mkForce = x: x;
-    makeBinPath = ps: builtins.concatStringsSep ":" (map (p: "${p}/bin") ps);
-    escapeShellArg = s: "'" + builtins.replaceStrings [ "'" ] [ "'\\''" ] s + "'";
-    types = builtins.mapAttrs (_: _: x: x) { listOf = 0; enum = 0; attrsOf = 0; nullOr = 0; submodule = 0; }
-      // { either = a: b: a; str = null; port = null; bool = null; path = null; package = null; attrs = null; ints.positive = null; };
-    fileset = {
-      toSource = { root, fileset }: root;
-      fileFilter = f: dir: dir;
-      unions = xs: xs;
-    };
+  lib = import (nixpkgsLib + "/lib");
+
+  # Derivation-shaped stand-ins for the packages the modules name (no
+  # nixpkgs tree here): what types.package accepts and lib.getExe reads.
+  # (Fixed store paths, one letter each, so that tests can name them.)
+  drv = letter: name: mainProgram: rec {
+    type = "derivation";
+    inherit name;
+    outPath = "/nix/store/${lib.concatStrings (lib.replicate 32 letter)}-${name}";
+    out = { type = "derivation"; inherit name outPath; };
+    meta.mainProgram = mainProgram;
   };
-  # Resolve the mkIf and mkMerge markers as the module system would: the
-  # parts of a merge are merged attribute by attribute, lists concatenated.
-  merge = a: b:
-    if builtins.isAttrs a && builtins.isAttrs b then
-      a // builtins.mapAttrs (n: v: if a ? ${n} then merge a.${n} v else v) b
-    else if builtins.isList a && builtins.isList b then a ++ b
-    else b;
-  resolve = v:
-    if builtins.isAttrs v && v ? _if then (if v._if then resolve v.content else null)
-    else if builtins.isAttrs v && v ? _merge then
-      builtins.foldl' (acc: x: let r = resolve x; in if r == null then acc else merge acc r) { } v._merge
-    else if builtins.isAttrs v then builtins.mapAttrs (_: resolve) v
-    else v;
-  withDefaults = opts: set:
-    builtins.mapAttrs (n: o:
-      if set ? ${n} && builtins.isAttrs o && !(o ? default) && builtins.isAttrs set.${n} then withDefaults o set.${n}
-      else if set ? ${n} then set.${n}
-      else if builtins.isAttrs o && o ? default then o.default
-      else if builtins.isAttrs o then withDefaults o { }
-      else null) opts;
   pkgs = {
-    callPackage = _: _: "/nix/store/eeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee-panther-exporter";
-    smartmontools = "/nix/store/ssssssssssssssssssssssssssssssss-smartmontools-7.4";
-    runtimeShell = "/nix/store/ssssssssssssssssssssssssssssssss-bash/bin/bash";
-    writeShellScript = name: text: "/nix/store/wwwwwwwwwwwwwwwwwwwwwwwwwwwwwwww-${name}";
-    coreutils = "/nix/store/cccccccccccccccccccccccccccccccc-coreutils";
-    gnugrep = "/nix/store/gggggggggggggggggggggggggggggggg-gnugrep";
-    victoriametrics = "/nix/store/vvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvv-victoriametrics";
+    callPackage = _: _: drv "e" "panther-exporter" "panther-exporter";
+    buildGoModule = null;
+    smartmontools = drv "s" "smartmontools-7.4" "smartctl";
+    coreutils = drv "c" "coreutils" "coreutils";
+    gnugrep = drv "g" "gnugrep" "grep";
+    systemd = drv "s" "systemd" "systemctl";
+    nix = drv "n" "nix" "nix";
+    victoriametrics = drv "v" "victoriametrics" "victoria-metrics";
+    grafanaPlugins.victoriametrics-logs-datasource = drv "p" "victoriametrics-logs-datasource" "victoriametrics-logs-datasource";
+    runtimeShell = "/nix/store/bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb-bash/bin/bash";
+    writeShellScript = name: _text: "/nix/store/wwwwwwwwwwwwwwwwwwwwwwwwwwwwwwww-${name}";
   };
-  # Option declarations of several modules under one attribute set, as the
-  # module system merges them (module.nix and datadog.nix both declare
-  # services.panther-exporter.datadog.*).
-  mergeOpts = a: b: a // builtins.mapAttrs (n: v:
-    if a ? ${n} && builtins.isAttrs v && builtins.isAttrs a.${n} && !(v ? default) && !(a.${n} ? default)
-    then mergeOpts a.${n} v else v) b;
-  orEmpty = v: if v == null then { } else v;
-  utils.escapeSystemdExecArgs = args: args;
 
-  exporterModule = args: import ../module.nix args;
-  datadogModule = args: import ../datadog.nix args;
-  fleetModule = args: import ../fleet.nix args;
-  fleetOpts = (fleetModule { inherit config lib pkgs utils; }).options.services;
-  exporterOpts = mergeOpts (mergeOpts (exporterModule { inherit config lib pkgs utils; }).options.services.panther-exporter
-    (datadogModule { inherit config lib pkgs; }).options.services.panther-exporter) fleetOpts.panther-exporter;
-  config = {
-    # Settings of options other modules declare (role, from the host roles
-    # module) pass through as given.
-    services.panther-exporter = withDefaults exporterOpts exporter // removeAttrs exporter (builtins.attrNames exporterOpts);
-    networking.hostName = "nas";
-    services.panther-monitoring = withDefaults monitoringOpts monitoring;
-    services.prometheus = { port = 9090; alertmanager.port = 9093; };
+  pieces = {
+    services.panther-exporter = exporter;
+    services.panther-monitoring = monitoring;
+    services.panther-logs = logs;
     virtualisation.podman.enable = podman;
-    nix = { gc = { automatic = true; options = "--delete-older-than 14d"; }; package.out = "/nix/store/nnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnn-nix"; };
-    systemd.package = "/nix/store/ssssssssssssssssssssssssssssssss-systemd";
-    services.panther-logs = withDefaults logsOpts logs;
-    fileSystems = { "/" = { }; "/nix" = { }; };
-  } // (if persistence == null then { } else { environment.persistence = persistence; });
-  exporterConfig = orEmpty (resolve (exporterModule { inherit config lib pkgs utils; }).config);
-  datadogConfig = orEmpty (resolve (datadogModule { inherit config lib pkgs; }).config);
+    networking.hostName = "nas";
+    nix.gc = { automatic = true; options = "--delete-older-than 14d"; };
+    fileSystems = { "/" = { device = "none"; fsType = "tmpfs"; }; "/nix" = { device = "/dev/vda2"; fsType = "btrfs"; }; };
+  } // lib.optionalAttrs (persistence != null) { environment.persistence = persistence; };
 
-  logsModule = args: import ../logs.nix args;
-  logsOpts = (logsModule { inherit config lib; }).options.services.panther-logs;
-  logsConfig = resolve (logsModule { inherit config lib; }).config;
+  eval = lib.evalModules {
+    modules = [
+      ./nixpkgs-options.nix
+      ../module.nix
+      { _module.args = { inherit pkgs; utils = import ./nixpkgs-utils.nix { inherit lib; }; }; }
+    ] ++ (if host != null then [ host ] else [
+      pieces
+      # Every test host gives Grafana its secret key, as NixOS 26.05
+      # requires (a test without one sets grafana.secretKeyFile = null).
+      { services.panther-monitoring.grafana.secretKeyFile = lib.mkDefault "/run/secrets/grafana-secret-key"; }
+      extra
+    ]);
+  };
+  config = eval.config;
+  svc = config.systemd.services;
 
-  monitoringModule = args: import ../monitoring.nix args;
-  monitoringOpts = mergeOpts (monitoringModule { inherit config lib pkgs; }).options.services.panther-monitoring fleetOpts.panther-monitoring;
-  fleetConfig = orEmpty (resolve (fleetModule { inherit config lib pkgs utils; }).config);
-  monitoringConfig = orEmpty (resolve (monitoringModule { inherit config lib pkgs; }).config);
+  # nixpkgs' prometheus module writes this (filterValidPrometheus drops the
+  # nulls of the unset mkOpt options) as prometheus.yml.
+  filterValid = x:
+    if builtins.isAttrs x then
+      lib.mapAttrs (_: filterValid) (lib.filterAttrs (n: v: n != "_module" && v != null) x)
+    else if builtins.isList x then map filterValid x
+    else x;
+  prom = config.services.prometheus;
+  prometheusYml = builtins.toJSON (filterValid {
+    alerting.alertmanagers = prom.alertmanagers;
+    global = prom.globalConfig;
+    remote_write = prom.remoteWrite;
+    rule_files = map toString prom.ruleFiles;
+    scrape_configs = prom.scrapeConfigs;
+  });
+
+  failedAssertions = map (a: a.message) (builtins.filter (a: !a.assertion) config.assertions);
+  orNull = name: if svc ? ${name} then svc.${name} else null;
+  unitOut = u: if u == null then null else {
+    inherit (u) serviceConfig unitConfig after wants wantedBy description restartTriggers;
+  };
 in
 {
-  argv = exporterConfig.systemd.services.panther-exporter.serviceConfig.ExecStart or [ ];
-  serviceConfig = builtins.removeAttrs (exporterConfig.systemd.services.panther-exporter.serviceConfig or { }) [ "ExecStart" ];
-  firewall = exporterConfig.networking.firewall.allowedTCPPorts or null;
-  nixGcScript = exporterConfig.systemd.services.nix-gc.script or null;
-  tmpfiles = exporterConfig.systemd.tmpfiles.rules or null;
-  assertions = map (a: a.assertion) (exporterConfig.assertions or [ ] ++ (datadogConfig.assertions or [ ]) ++ (monitoringConfig.assertions or [ ]) ++ fleetConfig.assertions or [ ]);
-  # The messages of the assertions that fail.
-  failed = map (a: a.message) (builtins.filter (a: !a.assertion)
-    (exporterConfig.assertions or [ ] ++ (datadogConfig.assertions or [ ]) ++ (monitoringConfig.assertions or [ ]) ++ fleetConfig.assertions or [ ]));
+  argv = svc.panther-exporter.serviceConfig.ExecStart or "";
+  serviceConfig = builtins.removeAttrs (svc.panther-exporter.serviceConfig or { }) [ "ExecStart" ];
+  firewall = config.networking.firewall.allowedTCPPorts;
+  nixGcScript = svc.nix-gc.script or null;
+  tmpfiles = config.systemd.tmpfiles.rules;
+  assertions = map (a: a.assertion) config.assertions;
+  failed = failedAssertions;
+  warnings = config.warnings;
   fleet = {
-    vmagent = fleetConfig.systemd.services.panther-vmagent or null;
-    scrapeConfig = fleetConfig.environment.etc."panther-vmagent/scrape.yml".text or null;
-    vmalert = fleetConfig.systemd.services.panther-vmalert or null;
-    victoriametrics = fleetConfig.services.victoriametrics or null;
-    firewall = fleetConfig.networking.firewall.allowedTCPPorts or null;
+    vmagent = unitOut (orNull "panther-vmagent");
+    scrapeConfig = config.environment.etc."panther-vmagent/scrape.yml".text or null;
+    vmalert = unitOut (orNull "panther-vmalert");
+    victoriametrics = if config.services.victoriametrics.enable then { inherit (config.services.victoriametrics) enable listenAddress; } else null;
+    firewall = config.networking.firewall.allowedTCPPorts;
   };
   datadog = {
-    agent = datadogConfig.services.datadog-agent or null;
-    serviceConfig = datadogConfig.systemd.services.datadog-agent.serviceConfig or null;
-    extraGroups = datadogConfig.users.users.datadog.extraGroups or null;
+    agent = if config.services.datadog-agent.enable then {
+      inherit (config.services.datadog-agent) enable site hostname tags extraConfig checks;
+      apiKeyFile = if eval.options.services.datadog-agent.apiKeyFile.isDefined then toString config.services.datadog-agent.apiKeyFile else null;
+    } else null;
+    # (nixpkgs' unit script reads apiKeyFile, unset when the key's assertion fails.)
+    serviceConfig = if config.services.datadog-agent.enable && eval.options.services.datadog-agent.apiKeyFile.isDefined then svc.datadog-agent.serviceConfig else null;
+    extraGroups = config.users.users.datadog.extraGroups or null;
   };
-  monitoringFirewall = monitoringConfig.networking.firewall.allowedTCPPorts or null;
-  warnings = monitoringConfig.warnings or [ ];
+  monitoringFirewall = config.networking.firewall.allowedTCPPorts;
   prometheus = {
-    ruleFiles = map toString (monitoringConfig.services.prometheus.ruleFiles or [ ]);
-    scrapeConfigs = monitoringConfig.services.prometheus.scrapeConfigs or [ ];
-    remoteWrite = monitoringConfig.services.prometheus.remoteWrite or null;
-    alertmanagerConfig = monitoringConfig.services.prometheus.alertmanager.configText or null;
-    grafanaSecurity = monitoringConfig.services.grafana.settings.security or null;
+    enable = prom.enable;
+    ruleFiles = map toString prom.ruleFiles;
+    scrapeConfigs = filterValid prom.scrapeConfigs;
+    remoteWrite = filterValid prom.remoteWrite;
+    alertmanagerConfig = if prom.alertmanager.enable then prom.alertmanager.configText else null;
+    grafanaSecurity = config.services.grafana.settings.security;
+    yml = prometheusYml;
   };
-  loadCredential = monitoringConfig.systemd.services.alertmanager.serviceConfig.LoadCredential or null;
-  dashboards = map (p: toString p.options.path) (monitoringConfig.services.grafana.provision.dashboards.settings.providers or [ ]);
-  datasources = monitoringConfig.services.grafana.provision.datasources.settings.datasources or [ ];
-  victorialogs = monitoringConfig.services.victorialogs or null;
+  loadCredential = svc.alertmanager.serviceConfig.LoadCredential or null;
+  dashboards = if config.services.grafana.provision.dashboards.settings == null then [ ]
+    else map (p: toString p.options.path) config.services.grafana.provision.dashboards.settings.providers;
+  datasources = if config.services.grafana.provision.datasources.settings == null then [ ]
+    else map (d: builtins.removeAttrs d [ "_module" ]) config.services.grafana.provision.datasources.settings.datasources;
+  grafana = if config.services.grafana.enable then {
+    inherit (config.services.grafana.settings) server security;
+    plugins = map toString (if config.services.grafana.declarativePlugins == null then [ ] else config.services.grafana.declarativePlugins);
+  } else null;
+  victorialogs = if config.services.victorialogs.enable then { inherit (config.services.victorialogs) enable listenAddress extraOptions; } else null;
   logs = {
-    uploadURL = logsConfig.services.journald.upload.settings.Upload.URL or null;
-    uploadUnit = logsConfig.systemd.services.systemd-journal-upload or null;
-    datadogLogs = logsConfig.services.panther-exporter.datadog.agent.logs.enable or null;
-    warnings = logsConfig.warnings;
-    assertions = map (a: a.assertion) (logsConfig.assertions or [ ]);
+    uploadURL = if config.services.journald.upload.enable then config.services.journald.upload.settings.Upload.URL else null;
+    uploadUnit = if config.services.journald.upload.enable then unitOut svc.systemd-journal-upload else null;
+    datadogLogs = config.services.panther-exporter.datadog.agent.logs.enable;
+    warnings = config.warnings;
+    assertions = map (a: a.assertion) config.assertions;
   };
+  # Every unit the pantherOS modules define, for systemd-analyze verify.
+  units = lib.mapAttrs (_: unitOut) (lib.filterAttrs (n: _: builtins.elem n [ "panther-exporter" "panther-vmagent" "panther-vmalert" ]) svc);
 }
