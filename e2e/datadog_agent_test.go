@@ -11,6 +11,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/pantheros/monitoring/internal/execline"
+	"github.com/pantheros/monitoring/internal/testenv"
 )
 
 // TestDatadogAgentSocket: the exporter's sink reaches the Agent's DogStatsD
@@ -28,7 +31,7 @@ func TestDatadogAgentSocket(t *testing.T) {
 
 	// What the module sets, evaluated.
 	out, err := exec.Command(requireTool(t, "nix-instantiate"), "--eval", "--strict", "--json", "../nixos/testdata/eval.nix",
-		"--arg", "exporter", `{ enable = true; datadog.agent = { enable = true; apiKeyFile = "/run/opnix/dd"; }; }`,
+		"--arg", "nixpkgsLib", testenv.NixpkgsLib(t, ".."), "--arg", "exporter", `{ enable = true; datadog.agent = { enable = true; apiKeyFile = "/run/opnix/dd"; }; }`,
 		"--arg", "monitoring", `{ enable = false; }`, "--arg", "podman", "false").Output()
 	if err != nil {
 		var stderr []byte
@@ -38,7 +41,7 @@ func TestDatadogAgentSocket(t *testing.T) {
 		t.Fatalf("nix-instantiate --eval ../nixos/testdata/eval.nix: %v\n%s", err, stderr)
 	}
 	var mod struct {
-		Argv          []string
+		Argv          execline.Line
 		ServiceConfig struct{ SupplementaryGroups []string }
 		Datadog       struct {
 			Agent struct {

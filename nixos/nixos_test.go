@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -20,6 +19,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/pantheros/monitoring/internal/execline"
 	"github.com/pantheros/monitoring/internal/testenv"
 )
 
@@ -66,39 +66,7 @@ func evalNix(t *testing.T, args ...string) []byte {
 
 // execLine is an ExecStart as NixOS writes it, one string from
 // utils.escapeSystemdExecArgs, split back into the argv systemd runs.
-type execLine []string
-
-func (l *execLine) UnmarshalJSON(b []byte) error {
-	var s string
-	if err := json.Unmarshal(b, &s); err != nil {
-		return err
-	}
-	argv, err := splitExecLine(s)
-	*l = argv
-	return err
-}
-
-// splitExecLine undoes escapeSystemdExecArgs: JSON-quoted arguments separated
-// by spaces, with %% for % and $$ for $ (systemd's specifier and variable
-// escapes). Anything else (an unquoted word) is an error.
-func splitExecLine(s string) ([]string, error) {
-	if s == "" {
-		return nil, nil
-	}
-	dec := json.NewDecoder(strings.NewReader(strings.NewReplacer("%%", "%", "$$", "$").Replace(s)))
-	var argv []string
-	for {
-		var a string
-		err := dec.Decode(&a)
-		if err == io.EOF {
-			return argv, nil
-		}
-		if err != nil {
-			return nil, fmt.Errorf("ExecStart %q: %v", s, err)
-		}
-		argv = append(argv, a)
-	}
-}
+type execLine = execline.Line
 
 func read(t *testing.T, path string) string {
 	t.Helper()

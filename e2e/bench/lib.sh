@@ -12,6 +12,17 @@ HAVE=0        # sleeping containers started so far
 
 log() { echo "# $(date -u +%T) $*" >&2; }
 port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
+# nixpkgs_lib: a directory holding nixpkgs' lib/ for nixos/testdata/eval.nix:
+# $PANTHER_NIXPKGS_LIB, or ../shared/nixpkgs-lib's tarball extracted once.
+nixpkgs_lib() {
+  if [ -n "${PANTHER_NIXPKGS_LIB:-}" ]; then echo "$PANTHER_NIXPKGS_LIB"; return; fi
+  local tarball d
+  tarball=$(ls ../shared/nixpkgs-lib/nixpkgs-lib-*.tar.gz 2>/dev/null | head -1)
+  [ -n "$tarball" ] || { echo "nixpkgs_lib: no ../shared/nixpkgs-lib/nixpkgs-lib-*.tar.gz (or set PANTHER_NIXPKGS_LIB)" >&2; return 1; }
+  d=/tmp/panther-nixpkgs-lib-$(basename "$tarball" .tar.gz)
+  [ -f "$d/lib/default.nix" ] || { mkdir -p "$d" && tar -xzf "$tarball" -C "$d"; }
+  echo "$d"
+}
 udp_port() { python3 -c 'import socket;s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM);s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
 wait_up() { # wait_up PORT [PATH]
   for _ in $(seq 300); do curl -sf -o /dev/null "http://127.0.0.1:$1${2:-/metrics}" && return; sleep 0.1; done

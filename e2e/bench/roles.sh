@@ -67,7 +67,7 @@ PIDS+=($!)
 
 # eval_module EXPORTER MONITORING: nixos/testdata/eval.nix's JSON.
 eval_module() {
-  nix-instantiate --eval --strict --json nixos/testdata/eval.nix \
+  nix-instantiate --eval --strict --json nixos/testdata/eval.nix --arg nixpkgsLib "$(nixpkgs_lib)" \
     --arg exporter "$1" --arg monitoring "$2" --arg podman true 2>"$DIR/nix.err" ||
     { cat "$DIR/nix.err" >&2; exit 1; }
 }
@@ -77,7 +77,18 @@ eval_module() {
 role_argv() {
   eval_module "{ enable = true; role = \"$1\"; podman.sockets.bench = \"unix://$SOCK\";
       boot.dbusAddress = \"$BUSADDR\"; datadog.address = \"127.0.0.1:$UDP\"; }" '{ enable = true; }' |
-    python3 -c 'import json,sys; [print(a) for a in json.load(sys.stdin)["argv"][1:] if not a.startswith("--web.listen-address=")]'
+    python3 -c '
+import json, sys
+# ExecStart as NixOS writes it (utils.escapeSystemdExecArgs): JSON-quoted
+# arguments, % and $ doubled.
+line = json.load(sys.stdin)["argv"].replace("%%", "%").replace("$$", "$")
+dec, i, argv = json.JSONDecoder(), 0, []
+while i < len(line):
+    a, i = dec.raw_decode(line, i)
+    argv.append(a)
+    while i < len(line) and line[i] == " ":
+        i += 1
+[print(a) for a in argv[1:] if not a.startswith("--web.listen-address=")]'
 }
 
 declare -A PORT EPID
