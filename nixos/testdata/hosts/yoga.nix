@@ -1,0 +1,1 @@
+import ./workstation.nix { name = "yoga"; }
