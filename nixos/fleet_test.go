@@ -3,7 +3,7 @@ package nixos
 // Fleet mode (fleet.nix, docs/fleet.md): the options render the vmagent
 // and vmalert units they should, Debian's vmagent and vmalert accept the
 // rendered flags and files, pull stays the default, and bad combinations
-// fail with an assertion naming the option.
+// fail with an assertion naming the option (assertions_test.go).
 
 import (
 	"encoding/json"
@@ -296,27 +296,4 @@ func TestFleetMonitoringEval(t *testing.T) {
 		}
 	}
 	runDry(t, "vmalert", argv)
-}
-
-func TestFleetAssertions(t *testing.T) {
-	for _, c := range []struct{ exporter, monitoring, want string }{
-		{`{ enable = true; push.enable = true; }`, `{ enable = false; }`, "push.url must be the http(s):// remote-write URL"},
-		{`{ enable = true; push = { enable = true; url = "mon.lan:8428"; }; }`, `{ enable = false; }`, "push.url must be the http(s):// remote-write URL"},
-		{`{ enable = true; push = { enable = true; url = "http://m/api/v1/write"; bufferDuration = "7 days"; }; }`, `{ enable = false; }`, "push.bufferDuration must be"},
-		{`{ enable = true; push = { enable = true; url = "http://m/api/v1/write"; scrapeInterval = "0s"; }; }`, `{ enable = false; }`, "push.scrapeInterval must be"},
-		{`{ enable = true; push = { enable = true; url = "http://m/api/v1/write"; basicAuth.username = "agent"; }; }`, `{ enable = false; }`, "set both username and passwordFile"},
-		{`{ enable = true; push = { enable = true; url = "http://m/api/v1/write"; basicAuth = { username = "a"; passwordFile = "/nix/store/x-pw"; }; }; }`, `{ enable = false; }`, "push.basicAuth.passwordFile must be the path of a file"},
-		{`{ enable = true; }`, `{ enable = true; hosts.a = { role = "server"; }; }`, "a host that does not push needs an address (host:port of its exporter): a"},
-		{`{ enable = true; }`, `{ enable = true; fleet = { enable = true; store.writeUrl = "http://vminsert:8480/insert/0/prometheus/api/v1/write"; }; }`, "set both writeUrl and queryUrl"},
-	} {
-		e := evalFleet(t, c.exporter, c.monitoring)
-		if len(e.Failed) != 1 || !strings.Contains(e.Failed[0], c.want) {
-			t.Errorf("exporter %s, monitoring %s: failed assertions %q, want one with %q", c.exporter, c.monitoring, e.Failed, c.want)
-		}
-	}
-	// The password file's name is not repeated in the message.
-	e := evalFleet(t, `{ enable = true; push = { enable = true; url = "http://m/api/v1/write"; basicAuth = { username = "a"; passwordFile = "s3cret"; }; }; }`, `{ enable = false; }`)
-	if len(e.Failed) != 1 || strings.Contains(e.Failed[0], "s3cret") {
-		t.Errorf("a password given instead of a file: %q", e.Failed)
-	}
 }
