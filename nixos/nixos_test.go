@@ -517,3 +517,29 @@ func TestVendorHash(t *testing.T) {
 	}
 	t.Errorf("package.nix has vendorHash %s, go mod vendor gives %s: run `make nix-vendor-hash`", m[1], want)
 }
+
+// TestNixpkgsOptionsTable: every nixpkgs (or impermanence) file that
+// testdata/nixpkgs-options.nix and nixpkgs-utils.nix follow has its row,
+// with the commit read (or why there is none) and "read" or "from knowledge", in testdata/nixpkgs-options.md.
+func TestNixpkgsOptionsTable(t *testing.T) {
+	table := read(t, "testdata/nixpkgs-options.md")
+	named := regexp.MustCompile(`nixos/[a-z/.-]+\.nix|github\.com/nix-community/impermanence`)
+	row := regexp.MustCompile("(?m)^\\| .* \\| (read|from knowledge) \\|$")
+	rows := strings.Join(row.FindAllString(table, -1), "\n")
+	seen := 0
+	for _, f := range []string{"testdata/nixpkgs-options.nix", "testdata/nixpkgs-utils.nix"} {
+		for _, m := range named.FindAllString(read(t, f), -1) {
+			seen++
+			key := m
+			if strings.HasPrefix(m, "github.com/") {
+				key = strings.TrimPrefix(m, "github.com/")
+			}
+			if !strings.Contains(rows, "`"+key+"`") && !strings.Contains(rows, key) {
+				t.Errorf("%s follows %s, which has no row in testdata/nixpkgs-options.md", f, m)
+			}
+		}
+	}
+	if seen < 20 {
+		t.Errorf("only %d nixpkgs files named in nixpkgs-options.nix: the scan is broken", seen)
+	}
+}
