@@ -67,15 +67,92 @@ type hostEval struct {
 
 func evalHost(t *testing.T, name string) hostEval {
 	t.Helper()
-	out := evalNix(t, "--arg", "host", fmt.Sprintf("import ./testdata/hosts/%s.nix", name))
-	var e hostEval
-	if err := json.Unmarshal(out, &e); err != nil {
-		t.Fatalf("%v\n%s", err, out)
-	}
+	e := evalHostExpr(t, fmt.Sprintf("import ./testdata/hosts/%s.nix", name))
 	if len(e.Failed) != 0 || len(e.Warnings) != 0 {
 		t.Fatalf("%s: failed assertions %q, warnings %q", name, e.Failed, e.Warnings)
 	}
 	return e
+}
+
+// evalHostExpr evaluates a whole host configuration (a Nix expression).
+func evalHostExpr(t *testing.T, host string) hostEval {
+	t.Helper()
+	out := evalNix(t, "--arg", "host", host)
+	var e hostEval
+	if err := json.Unmarshal(out, &e); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	return e
+}
+
+// TestVMTestNodes: the NixOS VM test (tests/panther-exporter.nix) cannot
+// run here, so what it sets through our modules is evaluated and run
+// instead: its exporter node's command line starts the binary (its
+// extraFlags interval replaces the module's: a repeated flag would stop
+// the exporter), its monitoring node's configurations pass promtool and
+// amtool.
+func TestVMTestNodes(t *testing.T) {
+	e := evalHostExpr(t, `import ./testdata/vm-test-node.nix { node = "host"; }`)
+	if len(e.Failed) != 0 || len(e.Warnings) != 0 {
+		t.Fatalf("VM test host: failed assertions %q, warnings %q", e.Failed, e.Warnings)
+	}
+	n := 0
+	for _, a := range e.Argv {
+		if strings.HasPrefix(a, "--collector.btrfs.subvolume-interval=") {
+			n++
+		}
+	}
+	if n != 1 || !slices.Contains(e.Argv, "--collector.btrfs.subvolume-interval=1s") {
+		t.Errorf("VM test host: extraFlags' interval does not replace the module's: %q", e.Argv)
+	}
+	verifyUnits(t, e)
+	scrapeHostExporter(t, e, nil, []string{"podman", "journal", "textfile"})
+
+	m := evalHostExpr(t, `import ./testdata/vm-test-node.nix { node = "monitor"; }`)
+	// The VM test's monitor has no chat or e-mail: that warning, no other.
+	if len(m.Failed) != 0 || len(m.Warnings) != 1 || !strings.HasPrefix(m.Warnings[0], "services.panther-monitoring: no warnings notifier") {
+		t.Fatalf("VM test monitor: failed assertions %q, warnings %q", m.Failed, m.Warnings)
+	}
+	f := filepath.Join(t.TempDir(), "prometheus.yml")
+	if err := os.WriteFile(f, []byte(m.Prometheus.Yml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	output(t, exec.Command(tool(t, "promtool"), "check", "config", f))
+	if !strings.Contains(m.Prometheus.Yml, `"targets":["host:9567"]`) {
+		t.Errorf("the VM test's Prometheus does not scrape host:9567:\n%s", m.Prometheus.Yml)
+	}
+	checkAlertmanagerConfig(t, *m.Prometheus.AlertmanagerConfig)
+}
+
+// TestExtraFlagsReplace: a flag of extraFlags replaces the module's of the
+// same name (--no-X included), repeatable ones are added, and the binary
+// starts with the result and serves /metrics.
+func TestExtraFlagsReplace(t *testing.T) {
+	var e hostEval
+	out := evalNix(t, "--arg", "podman", "true", "--arg", "exporter", `{ enable = true; datadog.address = "127.0.0.1:8125"; datadog.tags = [ "env:test" ];
+		extraFlags = [ "--collector.btrfs.subvolume-interval=10m" "--no-collector.journal" "--datadog.tags=team:sre" "--collector.podman.socket=user=unix:///run/user/1000/podman/podman.sock" ]; }`)
+	if err := json.Unmarshal(out, &e); err != nil {
+		t.Fatal(err)
+	}
+	count := func(prefix string) int {
+		n := 0
+		for _, a := range e.Argv {
+			if a == prefix || strings.HasSuffix(prefix, "=") && strings.HasPrefix(a, prefix) {
+				n++
+			}
+		}
+		return n
+	}
+	for prefix, want := range map[string]int{
+		"--collector.btrfs.subvolume-interval=": 1, "--collector.journal": 0, "--no-collector.journal": 1,
+		"--datadog.tags=": 3, "--collector.podman.socket=": 1,
+	} {
+		if got := count(prefix); got != want {
+			t.Errorf("%d flags %s..., want %d: %q", got, prefix, want, e.Argv)
+		}
+	}
+	// (--help would not do: it answers before kingpin checks for repeats.)
+	scrapeHostExporter(t, e, []string{"journal"}, []string{"podman"})
 }
 
 func TestHostShapes(t *testing.T) {

@@ -77,7 +77,18 @@ let
     else if agentSocket then "unix://${cfg.datadog.agent.socket}"
     else null;
 
-  flags =
+  # A flag of extraFlags replaces the module's flag of the same name (the
+  # binary refuses a one-value flag given twice, and --no-X is X): so
+  # extraFlags = [ "--collector.btrfs.subvolume-interval=10m" ] works.
+  # Repeatable flags add up instead.
+  flagName = f: lib.removePrefix "no-" (lib.removePrefix "--" (builtins.head (lib.splitString "=" f)));
+  repeatableFlags = [ "collector.podman.socket" "datadog.tags" ];
+  extraFlagNames = map flagName cfg.extraFlags;
+  kept = f: builtins.elem (flagName f) repeatableFlags || !(builtins.elem (flagName f) extraFlagNames);
+
+  flags = builtins.filter kept moduleFlags ++ cfg.extraFlags;
+
+  moduleFlags =
     [ "--web.listen-address=${listen}" ]
     ++ optional cfg.disableDefaultCollectors "--collector.disable-defaults"
     ++ map (c: "--collector.${c}") cfg.enabledCollectors
@@ -119,8 +130,7 @@ let
       ++ map (t: "--datadog.tags=${t}") cfg.datadog.tags
       ++ optional (cfg.datadog.include != null) "--datadog.include=${cfg.datadog.include}"
       ++ optional (cfg.datadog.exclude != null) "--datadog.exclude=${cfg.datadog.exclude}")
-    ++ optional (cfg.webConfigFile != null) "--web.config.file=${cfg.webConfigFile}"
-    ++ cfg.extraFlags;
+    ++ optional (cfg.webConfigFile != null) "--web.config.file=${cfg.webConfigFile}";
 
   # The sandbox grants only what the options switch on (see sandbox.nix).
   hardening = import ./sandbox.nix {
@@ -500,7 +510,7 @@ in
       type = types.listOf types.str;
       default = [ ];
       example = [ "--collector.btrfs.subvolume-interval=10m" ];
-      description = "Extra command-line flags for panther-exporter.";
+      description = "Extra command-line flags for panther-exporter. A flag the module sets too (e.g. an interval) replaces the module's; the repeatable ones (--collector.podman.socket, --datadog.tags) are added.";
     };
   };
 
