@@ -315,12 +315,11 @@ func TestLogsEval(t *testing.T) {
 	}
 }
 
-// TestFlakeOutputs evaluates flake.nix's outputs with a stand-in nixpkgs:
+// TestFlakeOutputs evaluates flake.nix's outputs with nixpkgs' lib and stand-in packages:
 // packages, nixosModules and checks are where `nix build` and
 // `nix flake check` look for them, and the version is stamped.
 func TestFlakeOutputs(t *testing.T) {
-	nixInstantiate := tool(t, "nix-instantiate")
-	out := output(t, exec.Command(nixInstantiate, "--eval", "--strict", "--json", "testdata/flake.nix"))
+	out := nixEval(t, "testdata/flake.nix", "--arg", "nixpkgsLib", nixpkgsLib(t))
 	var got struct {
 		Package struct{ Package, Version, Revision, BuildDate, BuildGoModule string }
 		Default string

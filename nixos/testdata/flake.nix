@@ -1,6 +1,8 @@
-# Evaluates ../../flake.nix's outputs with a stand-in nixpkgs, for
-# nixos/eval_test.go (TestFlakeOutputs): the attribute layout and the
-# version stamping, not the builds (no nixpkgs here).
+# Evaluates ../../flake.nix's outputs with nixpkgs' own lib (nixpkgsLib, as
+# for eval.nix) and stand-in packages, for nixos/eval_test.go
+# (TestFlakeOutputs): the attribute layout and the version stamping, not the
+# builds (no nixpkgs tree here).
+{ nixpkgsLib }:
 let
   flake = import ../../flake.nix;
   stubPkgs = {
@@ -10,7 +12,7 @@ let
     testers.runNixOSTest = t: { test = t.name; nodes = builtins.attrNames t.nodes; };
   };
   nixpkgs = {
-    lib.genAttrs = names: f: builtins.listToAttrs (map (n: { name = n; value = f n; }) names);
+    lib = import (nixpkgsLib + "/lib");
     legacyPackages = { x86_64-linux = stubPkgs; aarch64-linux = stubPkgs; };
   };
   self = flake.outputs { inherit self nixpkgs; } // { lastModifiedDate = "20261125233000"; rev = "0123456789abcdef0123456789abcdef01234567"; };
