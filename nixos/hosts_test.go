@@ -163,11 +163,17 @@ func TestHostShapes(t *testing.T) {
 		check  func(t *testing.T, e hostEval)
 		absent []string // collectors the host must not run
 		extra  []string // collectors it must run beyond the defaults
+		// The exporter's sandbox: capabilities, groups, address filter.
+		caps, groups, ipAllow string
 	}{
-		{"yoga", "workstation", []string{"panther-exporter", "panther-vmagent"}, checkWorkstation, nil, []string{"podman", "journal"}},
-		{"zephyrus", "workstation", []string{"panther-exporter", "panther-vmagent"}, checkWorkstation, nil, []string{"podman", "journal", "diskhealth"}},
-		{"hetzner-vps", "server", []string{"panther-exporter"}, checkAgentHost, nil, []string{"podman", "journal"}},
-		{"ovh-cloud", "server", []string{"panther-exporter", "panther-vmalert"}, checkMonitoringHost, []string{"podman"}, []string{"journal"}},
+		{"yoga", "workstation", []string{"panther-exporter", "panther-vmagent"}, checkWorkstation, nil, []string{"podman", "journal"},
+			"[CAP_DAC_READ_SEARCH CAP_SYS_ADMIN]", "[podman systemd-journal]", "<nil>"},
+		{"zephyrus", "workstation", []string{"panther-exporter", "panther-vmagent"}, checkWorkstation, nil, []string{"podman", "journal", "diskhealth"},
+			"[CAP_DAC_READ_SEARCH CAP_SYS_ADMIN CAP_SYS_RAWIO]", "[podman systemd-journal]", "<nil>"},
+		{"hetzner-vps", "server", []string{"panther-exporter"}, checkAgentHost, nil, []string{"podman", "journal"},
+			"[CAP_DAC_READ_SEARCH CAP_SYS_ADMIN]", "[podman datadog systemd-journal]", "[localhost 192.0.2.20]"},
+		{"ovh-cloud", "server", []string{"panther-exporter", "panther-vmalert"}, checkMonitoringHost, []string{"podman"}, []string{"journal"},
+			"[CAP_DAC_READ_SEARCH CAP_SYS_ADMIN]", "[systemd-journal]", "<nil>"},
 	}
 	for _, h := range hosts {
 		t.Run(h.name, func(t *testing.T) {
@@ -182,6 +188,19 @@ func TestHostShapes(t *testing.T) {
 			sort.Strings(units)
 			if !slices.Equal(units, h.units) {
 				t.Errorf("units %q, want %q", units, h.units)
+			}
+			sc := e.ServiceConfig
+			if got := fmt.Sprint(sc["CapabilityBoundingSet"]); got != h.caps || fmt.Sprint(sc["AmbientCapabilities"]) != h.caps {
+				t.Errorf("exporter capabilities %s (ambient %v), want %s", got, sc["AmbientCapabilities"], h.caps)
+			}
+			if got := fmt.Sprint(sc["SupplementaryGroups"]); got != h.groups {
+				t.Errorf("exporter SupplementaryGroups %s, want %s", got, h.groups)
+			}
+			if got := fmt.Sprint(sc["IPAddressAllow"]); got != h.ipAllow || (h.ipAllow != "<nil>") != (sc["IPAddressDeny"] == "any") {
+				t.Errorf("exporter IPAddressAllow %s (IPAddressDeny %v), want %s", got, sc["IPAddressDeny"], h.ipAllow)
+			}
+			if sc["DynamicUser"] != true || sc["ProtectSystem"] != "strict" || sc["NoNewPrivileges"] != true {
+				t.Errorf("exporter sandbox lost its base: %v", sc)
 			}
 			verifyUnits(t, e)
 			scrapeHostExporter(t, e, h.absent, h.extra)
