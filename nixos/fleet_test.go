@@ -72,6 +72,28 @@ func runDry(t *testing.T, prog string, argv []string) {
 	}
 }
 
+// vmagentDryRun runs runDry on a vmagent argv with its scrape config
+// written to a temporary file and its buffer in a temporary directory (the
+// paths the unit names exist only on the host).
+func vmagentDryRun(t *testing.T, argv []string, scrapeConfig string) {
+	t.Helper()
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "scrape.yml")
+	if err := os.WriteFile(cfg, []byte(scrapeConfig), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	run := slices.Clone(argv)
+	for i, a := range run {
+		switch {
+		case strings.HasPrefix(a, "-promscrape.config="):
+			run[i] = "-promscrape.config=" + cfg
+		case strings.HasPrefix(a, "-remoteWrite.tmpDataPath="):
+			run[i] = "-remoteWrite.tmpDataPath=" + filepath.Join(dir, "buffer")
+		}
+	}
+	runDry(t, "vmagent", run)
+}
+
 // bytesPerKSample is fleet.nix's measured figure (docs/fleet.md#buffer-size
 // states it with the command that measured it).
 func bytesPerKSample(t *testing.T) int {
@@ -136,21 +158,7 @@ func TestFleetPushEval(t *testing.T) {
 		t.Errorf("scrape config %s", *e.Fleet.ScrapeConfig)
 	}
 	// Debian's vmagent takes the flags and the scrape config.
-	dir := t.TempDir()
-	cfg := filepath.Join(dir, "scrape.yml")
-	if err := os.WriteFile(cfg, []byte(*e.Fleet.ScrapeConfig), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	run := slices.Clone(argv)
-	for i, a := range run {
-		switch {
-		case strings.HasPrefix(a, "-promscrape.config="):
-			run[i] = "-promscrape.config=" + cfg
-		case strings.HasPrefix(a, "-remoteWrite.tmpDataPath="):
-			run[i] = "-remoteWrite.tmpDataPath=" + filepath.Join(dir, "buffer")
-		}
-	}
-	runDry(t, "vmagent", run)
+	vmagentDryRun(t, argv, *e.Fleet.ScrapeConfig)
 
 	// A server: a day of buffer, every 15 s; basic auth through a
 	// credential; the exporter on one address.

@@ -9,7 +9,6 @@ package nixos
 // flags through `-dryRun`.
 
 import (
-	"bufio"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -113,11 +112,7 @@ func TestVMTestNodes(t *testing.T) {
 	if len(m.Failed) != 0 || len(m.Warnings) != 1 || !strings.HasPrefix(m.Warnings[0], "services.panther-monitoring: no warnings notifier") {
 		t.Fatalf("VM test monitor: failed assertions %q, warnings %q", m.Failed, m.Warnings)
 	}
-	f := filepath.Join(t.TempDir(), "prometheus.yml")
-	if err := os.WriteFile(f, []byte(m.Prometheus.Yml), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	output(t, exec.Command(tool(t, "promtool"), "check", "config", f))
+	promtoolCheckConfig(t, m.Prometheus.Yml)
 	if !strings.Contains(m.Prometheus.Yml, `"targets":["host:9567"]`) {
 		t.Errorf("the VM test's Prometheus does not scrape host:9567:\n%s", m.Prometheus.Yml)
 	}
@@ -221,24 +216,11 @@ func checkWorkstation(t *testing.T, e hostEval) {
 	if e.Fleet.ScrapeConfig == nil {
 		t.Fatal("push: no vmagent scrape config")
 	}
-	dir := t.TempDir()
-	cfg := filepath.Join(dir, "scrape.yml")
-	if err := os.WriteFile(cfg, []byte(*e.Fleet.ScrapeConfig), 0o644); err != nil {
-		t.Fatal(err)
-	}
 	argv := unitArgv(t, e.Units["panther-vmagent"])
-	for i, a := range argv {
-		switch {
-		case strings.HasPrefix(a, "-promscrape.config="):
-			argv[i] = "-promscrape.config=" + cfg
-		case strings.HasPrefix(a, "-remoteWrite.tmpDataPath="):
-			argv[i] = "-remoteWrite.tmpDataPath=" + filepath.Join(dir, "buffer")
-		}
-	}
 	if !slices.Contains(argv, "-remoteWrite.url=http://ovh-cloud.lan:8428/api/v1/write") {
 		t.Errorf("vmagent does not push to the monitoring host: %q", argv)
 	}
-	runDry(t, "vmagent", argv)
+	vmagentDryRun(t, argv, *e.Fleet.ScrapeConfig)
 	if e.Datadog.Agent != nil {
 		t.Errorf("a workstation runs the Datadog Agent")
 	}
@@ -282,11 +264,7 @@ func checkMonitoringHost(t *testing.T, e hostEval) {
 	if !e.Prometheus.Enable {
 		t.Fatal("Prometheus is off on the monitoring host")
 	}
-	f := filepath.Join(t.TempDir(), "prometheus.yml")
-	if err := os.WriteFile(f, []byte(e.Prometheus.Yml), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	output(t, exec.Command(tool(t, "promtool"), "check", "config", f))
+	promtoolCheckConfig(t, e.Prometheus.Yml)
 	for _, want := range []string{`"targets":["hetzner-vps.lan:9567"]`, `"remote_write":[{"url":"http://127.0.0.1:8428/api/v1/write"}]`} {
 		if !strings.Contains(e.Prometheus.Yml, want) {
 			t.Errorf("prometheus.yml lacks %s:\n%s", want, e.Prometheus.Yml)
@@ -315,6 +293,16 @@ func checkMonitoringHost(t *testing.T, e hostEval) {
 		t.Errorf("vmalert has no -rule: %q", argv)
 	}
 	runDry(t, "vmalert", argv)
+}
+
+// promtoolCheckConfig runs promtool check config on a rendered prometheus.yml.
+func promtoolCheckConfig(t *testing.T, yml string) {
+	t.Helper()
+	f := filepath.Join(t.TempDir(), "prometheus.yml")
+	if err := os.WriteFile(f, []byte(yml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	output(t, exec.Command(tool(t, "promtool"), "check", "config", f))
 }
 
 // unitArgv is a unit's ExecStart as the argv systemd runs.
@@ -349,17 +337,7 @@ func realProgram(t *testing.T, unitName, argv0 string) string {
 func renderUnitFile(t *testing.T, name string, u *hostUnit) string {
 	t.Helper()
 	var b strings.Builder
-	line := func(k string, v any) {
-		for _, s := range systemdValue(v) {
-			switch s {
-			case "true":
-				s = "yes"
-			case "false":
-				s = "no"
-			}
-			fmt.Fprintf(&b, "%s=%s\n", k, s)
-		}
-	}
+	line := func(k string, v any) { writeUnitSetting(&b, k, v) }
 	section := func(m map[string]any) {
 		keys := make([]string, 0, len(m))
 		for k := range m {
@@ -498,7 +476,7 @@ func scrapeHostExporter(t *testing.T, e hostEval, absent, extra []string) {
 		t.Fatal(err)
 	}
 	logs := make(chan string, 1)
-	go func() { b, _ := io.ReadAll(bufio.NewReader(stderr)); logs <- string(b) }()
+	go func() { b, _ := io.ReadAll(stderr); logs <- string(b) }()
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
 	defer cmd.Process.Kill()

@@ -75,17 +75,23 @@ func renderUnit(settings map[string]any) string {
 	var b strings.Builder
 	b.WriteString("[Unit]\nDescription=panther-exporter\n\n[Service]\nExecStart=/usr/local/bin/panther-exporter\n")
 	for _, k := range keys {
-		for _, v := range systemdValue(settings[k]) {
-			switch v {
-			case "true":
-				v = "yes"
-			case "false":
-				v = "no"
-			}
-			fmt.Fprintf(&b, "%s=%s\n", k, v)
-		}
+		writeUnitSetting(&b, k, settings[k])
 	}
 	return b.String()
+}
+
+// writeUnitSetting writes KEY=VALUE as NixOS's systemd library does, one
+// line per list element; booleans as yes/no (systemd reads both spellings).
+func writeUnitSetting(b *strings.Builder, key string, v any) {
+	for _, s := range systemdValue(v) {
+		switch s {
+		case "true":
+			s = "yes"
+		case "false":
+			s = "no"
+		}
+		fmt.Fprintf(b, "%s=%s\n", key, s)
+	}
 }
 
 // TestSandboxFollowsOptions checks what each option adds: disk health the
