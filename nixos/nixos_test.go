@@ -524,7 +524,7 @@ func TestVendorHash(t *testing.T) {
 func TestNixpkgsOptionsTable(t *testing.T) {
 	table := read(t, "testdata/nixpkgs-options.md")
 	named := regexp.MustCompile(`nixos/[a-z/.-]+\.nix|github\.com/nix-community/impermanence`)
-	row := regexp.MustCompile("(?m)^\\| .* \\| (read|from knowledge) \\|$")
+	row := regexp.MustCompile(`(?m)^\| .* \| (read|from knowledge) \|$`)
 	rows := strings.Join(row.FindAllString(table, -1), "\n")
 	seen := 0
 	for _, f := range []string{"testdata/nixpkgs-options.nix", "testdata/nixpkgs-utils.nix"} {
